@@ -8,6 +8,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PY="${PYTHON:-python3}"
+
+# One bootstrap at a time (parallel test runs, several shells): npm ci must not race itself.
+exec 9>"$ROOT/.bootstrap.lock"
+flock 9
+
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
 # 1. Python environment
@@ -41,3 +46,5 @@ if ! stamp_ok build/.medledger-stamp "$want"; then
   .venv/bin/brownie compile --all >/dev/null
   echo "$want" > build/.medledger-stamp
 fi
+
+flock -u 9
