@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from .config import Settings
 from .errors import (
@@ -332,7 +333,7 @@ class ChainClient:
 
     # -- reads
 
-    def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+    def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         """eth_call with reverts turned into domain exceptions."""
         try:
             return fn.call(block_identifier=block)
@@ -357,7 +358,7 @@ class ChainClient:
                 gas = int(fn.estimate_gas(tx) * 1.2) + 10_000
             except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
                 raise self._decoded(exc) from exc
-        built = fn.build_transaction({**tx, **self.fees(), "gas": gas, "nonce": 0})
+        built = fn.build_transaction(cast(TxParams, {**tx, **self.fees(), "gas": gas, "nonce": 0}))
         return self.send_raw(built, wait=wait)
 
     def send_raw(self, tx: dict[str, Any] | TxParams, *, wait: bool = True) -> TxReceipt | str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from .errors import SignatureError
 
@@ -170,7 +170,7 @@ def recover(typed: TypedData, signature: bytes) -> str:
 
 def digest(typed: TypedData) -> bytes:
     """The EIP-712 digest (what the contract's _hashTypedDataV4 computes)."""
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     msg = encode_typed_data(full_message=typed)
     return bytes(keccak(b"\x19" + msg.version + msg.header + msg.body))

@@ -1,0 +1,330 @@
+"""Relayed writes: EIP-712 forward requests signed by the acting party and submitted in batches
+through the ERC-2771 forwarder by a relayer that pays the gas; and the consent registry's own
+signed messages, batched through ``ConsentRegistry.relayBatch``.
+
+Before a request is accepted it is checked offline (signature, deadline, nonce) and simulated as
+the forwarder would call it, so a request that would revert is refused with its decoded reason
+and never queued. A batch uses a non-zero refund receiver, so one request that became invalid
+(a nonce another batch used first, a passed deadline) is skipped, not the whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.types import TxReceipt
+
+from . import typed_data
+from .chain import ChainClient
+from .errors import InvalidInput, LedgerError, SignatureError, TransactionFailed
+
+#: default lifetime of a signed request
+DEFAULT_DEADLINE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ForwardRequest:
+    """A forward request and its signature, as ``executeBatch`` takes it."""
+
+    sender: str
+    to: str
+    value: int
+    gas: int
+    nonce: int
+    deadline: int
+    data: bytes
+    signature: bytes
+
+    def as_call_tuple(self) -> tuple[str, str, int, int, int, bytes, bytes]:
+        return (self.sender, self.to, self.value, self.gas, self.deadline, self.data, self.signature)
+
+    def typed(self, chain_id: int, forwarder: str) -> typed_data.TypedData:
+        return typed_data.forward_request(
+            chain_id=chain_id,
+            forwarder=forwarder,
+            sender=self.sender,
+            to=self.to,
+            data=self.data,
+            nonce=self.nonce,
+            deadline=self.deadline,
+            gas=self.gas,
+            value=self.value,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.sender,
+            "to": self.to,
+            "value": self.value,
+            "gas": self.gas,
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+            "data": "0x" + self.data.hex(),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ForwardRequest:
+        try:
+            return cls(
+                sender=to_checksum_address(d["from"]),
+                to=to_checksum_address(d["to"]),
+                value=int(d.get("value", 0)),
+                gas=int(d["gas"]),
+                nonce=int(d["nonce"]),
+                deadline=int(d["deadline"]),
+                data=_hex(d["data"]),
+                signature=_hex(d["signature"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"forward request is malformed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SignedConsent:
+    """A consent registry typed message and its signature."""
+
+    kind: str
+    message: dict[str, Any]
+    signature: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": _jsonable(self.message), "signature": "0x" + self.signature.hex()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SignedConsent:
+        try:
+            return cls(kind=str(d["kind"]), message=dict(d["message"]), signature=_hex(d["signature"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"signed consent message is malformed: {exc}") from exc
+
+
+@dataclass
+class Outcome:
+    """What happened to one relayed request in a mined batch."""
+
+    ok: bool
+    tx_hash: str
+    block: int
+    error: LedgerError | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _hex(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    s = str(v)
+    return bytes.fromhex(s[2:] if s.startswith("0x") else s)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+class Relayer:
+    """Builds, checks, simulates and submits relayed writes with one ChainClient (the relayer's)."""
+
+    def __init__(self, client: ChainClient) -> None:
+        self.client = client
+        self.forwarder = client.contract("LedgerForwarder")
+        self.consent = client.contract("ConsentRegistry")
+
+    # -- forward requests
+
+    def encode(self, contract: str, fn: str, *args: Any) -> tuple[str, bytes]:
+        c = self.client.contract(contract)
+        data = c.encode_abi(fn, args=list(args))
+        return str(c.address), bytes.fromhex(data[2:])
+
+    def chain_nonce(self, sender: str) -> int:
+        return int(self.client.call(self.forwarder.functions.nonces(to_checksum_address(sender))))
+
+    def estimate_inner_gas(self, sender: str, to: str, data: bytes) -> int:
+        """Gas for the inner call as the forwarder makes it (calldata + sender suffix); a revert
+        comes back as a domain exception."""
+        call = {
+            "from": self.forwarder.address,
+            "to": to_checksum_address(to),
+            "data": "0x" + (data + bytes.fromhex(sender[2:])).hex(),
+        }
+        try:
+            est = self.client.w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            raise self.client._decoded(exc) from exc
+        return int(est * 1.25) + 20_000
+
+    def sign_request(
+        self,
+        actor: LocalAccount,
+        contract: str,
+        fn: str,
+        *args: Any,
+        nonce: int | None = None,
+        deadline: int | None = None,
+    ) -> ForwardRequest:
+        """Encode a call, simulate it as ``actor`` (raising its revert), and sign it with the actor's key."""
+        to, data = self.encode(contract, fn, *args)
+        gas = self.estimate_inner_gas(actor.address, to, data)
+        req = ForwardRequest(
+            sender=actor.address,
+            to=to,
+            value=0,
+            gas=gas,
+            nonce=self.chain_nonce(actor.address) if nonce is None else nonce,
+            deadline=deadline or int(time.time()) + DEFAULT_DEADLINE_SECONDS,
+            data=data,
+            signature=b"",
+        )
+        sig = typed_data.sign(req.typed(self.client.chain_id, self.forwarder.address), actor.key)
+        return ForwardRequest(**{**req.__dict__, "signature": sig})
+
+    def check(self, req: ForwardRequest, *, expected_nonce: int | None = None, simulate: bool = True) -> None:
+        """Offline and on-chain checks before queueing: signature recovers to ``from``, target is a
+        ledger contract, deadline in the future, nonce as expected, the call would succeed."""
+        record = self.client.record
+        targets = {to_checksum_address(a) for a in (record.addresses.values() if record else [])}
+        if to_checksum_address(req.to) not in targets:
+            raise InvalidInput(f"request target {req.to} is not a ledger contract")
+        if req.value != 0:
+            raise InvalidInput("requests must not carry value")
+        signer = typed_data.recover(req.typed(self.client.chain_id, self.forwarder.address), req.signature)
+        if signer != to_checksum_address(req.sender):
+            raise SignatureError(
+                f"request signed by {signer}, not by its sender {req.sender}",
+                hint="sign the exact typed data with the sender's key (chain id, forwarder, nonce)",
+            )
+        if req.deadline <= int(time.time()):
+            raise SignatureError(f"request deadline {req.deadline} has passed", hint="sign again with a later deadline")
+        nonce = self.chain_nonce(req.sender) if expected_nonce is None else expected_nonce
+        if req.nonce != nonce:
+            raise SignatureError(
+                f"request nonce {req.nonce} is not the sender's next nonce {nonce}",
+                hint="fetch the next nonce and sign again",
+            )
+        if req.gas > 5_000_000:
+            raise InvalidInput(f"request gas {req.gas} exceeds the relayer's limit of 5,000,000")
+        if simulate:
+            self.estimate_inner_gas(req.sender, req.to, req.data)
+
+    def submit(self, requests: Sequence[ForwardRequest]) -> list[Outcome]:
+        """Submit requests in one ``executeBatch`` (skipping invalid ones rather than reverting),
+        wait for the receipt and report each request's outcome."""
+        if not requests:
+            return []
+        fn = self.forwarder.functions.executeBatch([r.as_call_tuple() for r in requests], self.client.address)
+        gas = sum(r.gas for r in requests) + 40_000 + 12_000 * len(requests) + sum(16 * len(r.data) for r in requests)
+        receipt = self.client.transact_receipt(fn, gas=min(gas, 29_000_000))
+        return self._outcomes(requests, receipt)
+
+    def _outcomes(self, requests: Sequence[ForwardRequest], receipt: TxReceipt) -> list[Outcome]:
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        block = int(receipt["blockNumber"])
+        executed: dict[tuple[str, int], bool] = {}
+        for ev in self.forwarder.events.ExecutedForwardRequest().process_receipt(receipt):
+            executed[(str(ev["args"]["signer"]), int(ev["args"]["nonce"]))] = bool(ev["args"]["success"])
+        out: list[Outcome] = []
+        for r in requests:
+            key = (to_checksum_address(r.sender), r.nonce)
+            if key not in executed:
+                skipped = TransactionFailed(
+                    "request was skipped: its signature, nonce or deadline was no longer valid when mined",
+                    hint="sign again with the current nonce",
+                )
+                out.append(Outcome(False, tx_hash, block, skipped))
+            elif not executed[key]:
+                out.append(Outcome(False, tx_hash, block, self._reason(r, block)))
+            else:
+                out.append(Outcome(True, tx_hash, block))
+        return out
+
+    def _reason(self, r: ForwardRequest, block: int) -> LedgerError:
+        """The forwarder keeps no revert data: replay the call at the batch's parent block."""
+        call = {
+            "from": self.forwarder.address,
+            "to": r.to,
+            "data": "0x" + (r.data + bytes.fromhex(r.sender[2:])).hex(),
+            "gas": r.gas,
+        }
+        try:
+            self.client.w3.eth.call(call, block - 1)  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            err = self.client._decoded(exc)
+            if isinstance(err, LedgerError):
+                return err
+        return TransactionFailed("the relayed call reverted (out of gas or state changed within the batch)")
+
+    # -- consent typed messages
+
+    def consent_typed(self, kind: str, message: dict[str, Any]) -> typed_data.TypedData:
+        return typed_data.consent_message(
+            kind, chain_id=self.client.chain_id, registry=self.consent.address, message=message
+        )
+
+    def sign_consent(self, signer: LocalAccount, kind: str, message: dict[str, Any]) -> SignedConsent:
+        full = dict(message)
+        full.setdefault("nonce", int.from_bytes(os.urandom(16), "big"))
+        full.setdefault("deadline", int(time.time()) + DEFAULT_DEADLINE_SECONDS)
+        sig = typed_data.sign(self.consent_typed(kind, full), signer.key)
+        return SignedConsent(kind, full, sig)
+
+    def consent_call(self, sc: SignedConsent) -> bytes:
+        """The encoded *BySig call for relayBatch."""
+        fields = [f["name"] for f in typed_data.CONSENT_TYPES[sc.kind]]
+        values = tuple(_hex(sc.message[f]) if f == "scope" else sc.message[f] for f in fields)
+        data = self.consent.encode_abi(typed_data.CONSENT_FUNCTIONS[sc.kind], args=[values, sc.signature])
+        return bytes.fromhex(data[2:])
+
+    def check_consent(self, sc: SignedConsent, *, simulate: bool = True) -> str:
+        """Recover the signer, check deadline and nonce, and simulate; returns the signer."""
+        typed = self.consent_typed(sc.kind, sc.message)
+        signer = typed_data.recover(typed, sc.signature)
+        if int(sc.message["deadline"]) <= int(time.time()):
+            raise SignatureError("consent message deadline has passed", hint="sign again with a later deadline")
+        used = self.client.call(self.consent.functions.nonceUsed(signer, int(sc.message["nonce"])))
+        if used:
+            raise SignatureError(f"nonce {sc.message['nonce']} already used by {signer}", hint="sign a new message")
+        if simulate:
+            try:
+                self.client.w3.eth.call({"to": self.consent.address, "data": self.consent_call(sc)})
+            except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+                raise self.client._decoded(exc) from exc
+        return signer
+
+    def submit_consents(self, items: Sequence[SignedConsent]) -> list[Outcome]:
+        """Submit signed consent messages in one ``relayBatch``; withdrawals go first."""
+        if not items:
+            return []
+        order = sorted(range(len(items)), key=lambda i: 0 if items[i].kind == "Withdraw" else 1)
+        calls = [self.consent_call(items[i]) for i in order]
+        fn = self.consent.functions.relayBatch(calls)
+        gas = 60_000 + 90_000 * len(calls)
+        receipt = self.client.transact_receipt(fn, gas=min(gas, 29_000_000))
+        failed: dict[int, bytes] = {}
+        for ev in self.consent.events.SignedCallFailed().process_receipt(receipt):
+            failed[int(ev["args"]["index"])] = bytes(ev["args"]["reason"])
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        block = int(receipt["blockNumber"])
+        results: dict[int, Outcome] = {}
+        for pos, i in enumerate(order):
+            if pos in failed:
+                err = self.client.decoder.decode(failed[pos])
+                results[i] = Outcome(False, tx_hash, block, err)
+            else:
+                results[i] = Outcome(True, tx_hash, block)
+        return [results[i] for i in range(len(items))]
+
+
+def contract_of(client: ChainClient, name: str) -> Contract:
+    return client.contract(name)
