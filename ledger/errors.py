@@ -159,3 +159,22 @@ REVERT_CLASSES: dict[str, type[ContractRevert]] = {
     "UserSuspended": UseRefused,
     "DatasetNotShared": UseRefused,
 }
+
+
+# Storage and local nodes.
+class IpfsError(LedgerError):
+    """The IPFS daemon answered, but with an error other than a timeout (see ``MetadataNotFound``)."""
+
+    code = "ipfs-error"
+
+
+class DocumentTooLarge(InvalidInput):
+    """A document exceeds what is stored as one IPFS block (1 MiB), so its CID would not be a raw block."""
+
+    code = "document-too-large"
+
+
+class NodeStartFailed(NodeUnavailable):
+    """A local node (anvil, js-ipfs) was started but did not come up; the message carries its log tail."""
+
+    code = "node-start-failed"
