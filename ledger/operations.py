@@ -16,6 +16,7 @@ root and CID, and a root that is already anchored raises DatasetAlreadyRegistere
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from .chain import ChainClient
 from .classification import DatasetStatus, Tier
 from .config import Settings
 from .errors import DatasetNotFound, InvalidInput, LedgerError, TransactionFailed
+from .metadata import DatasetMetadata
 from .records import (
     ZERO32,
     ZERO_ADDRESS,
@@ -55,6 +57,25 @@ def role_id(role: str) -> bytes:
     if role not in names:
         raise InvalidInput(f"unknown role {role!r}", hint="one of holder, reviewer, user, auditor, admin")
     return bytes(keccak(text=names[role]))
+
+
+class Registration:
+    """What a registration anchored."""
+
+    def __init__(self, content_root: bytes, metadata_cid: str, info: TxInfo, subject_root: bytes) -> None:
+        self.content_root = content_root
+        self.metadata_cid = metadata_cid
+        self.info = info
+        self.subject_root = subject_root
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "content_root": "0x" + self.content_root.hex(),
+            "metadata_cid": self.metadata_cid,
+            "subject_root": "0x" + self.subject_root.hex(),
+            "tx_hash": self.info.tx_hash,
+            "block": self.info.block,
+        }
 
 
 class Ledger:
@@ -156,6 +177,23 @@ class Ledger:
         uses, users = self.client.call(self.usage.functions.statsOf(root))
         rec = self.get_dataset(root)
         return {"uses": int(uses), "distinct_users": int(users), "derived_datasets": rec.derived_count}
+
+    # ------------------------------------------------------------------ dataset registration
+
+    def register_dataset(
+        self,
+        actor: LocalAccount,
+        metadata: DatasetMetadata,
+        *,
+        subjects: Sequence[str] = (),
+        embargo_end: int = 0,
+    ) -> Registration:
+        """Register a dataset (primary or derived) from its metadata document, whose ``files``
+        define the content root: pin the document (and its activity description) on IPFS and anchor
+        the record, signed by ``actor`` (the holder named in the metadata). ``subjects`` are the
+        covered subjects' addresses; only their Merkle root goes on chain. See the module docstring
+        for what happens when a step fails."""
+        return _register(self, actor, metadata, subjects=subjects, embargo_end=embargo_end)
 
     # ------------------------------------------------------------------ dataset status writes
 
@@ -448,3 +486,66 @@ class Ledger:
 def expiry_in(days: float, now: int | None = None) -> int:
     return int((now if now is not None else time.time()) + days * 86400)
 
+
+def _register(
+    ledger: Ledger,
+    actor: LocalAccount,
+    metadata: DatasetMetadata,
+    *,
+    subjects: Sequence[str] = (),
+    embargo_end: int = 0,
+) -> Registration:
+    """See Ledger.register_dataset."""
+    from .merkle import subject_tree
+
+    if ledger.ipfs is None:
+        raise LedgerError("registration needs an IPFS store", hint="construct Ledger with ipfs=IpfsStore(...)")
+    if to_checksum_address(metadata.holder) != actor.address:
+        raise InvalidInput(
+            f"metadata names holder {metadata.holder} but the registering account is {actor.address}",
+            hint="set the metadata's holder to the signing account",
+        )
+    parents = tuple(sorted(metadata.parents, key=lambda p: bytes.fromhex(p[2:])))
+    if parents != tuple(metadata.parents):
+        metadata = metadata.model_copy(update={"parents": parents})
+    if subjects and metadata.subject_count not in (None, len(subjects)):
+        raise InvalidInput(f"metadata subject_count {metadata.subject_count} but {len(subjects)} subjects given")
+    subject_root = subject_tree(subjects).root if subjects else ZERO32
+    root = metadata.content_root()
+    doc = metadata.to_canonical_bytes()
+    digest = metadata.digest()
+    activity_digest = metadata.activity_digest() or ZERO32
+    parent_roots = [bytes.fromhex(p[2:]) for p in parents]
+    args = (
+        root,
+        digest,
+        parent_roots,
+        activity_digest,
+        int(metadata.tier),
+        int(metadata.classification),
+        embargo_end,
+        subject_root,
+    )
+    # Simulate (and sign) before pinning: a duplicate, a missing role or an unknown parent fails here.
+    request = None
+    if ledger.mode == "relay":
+        request = ledger.relayer.sign_request(actor, "DatasetRegistry", "register", *args)
+    pinned: list[str] = []
+    try:
+        cid = ledger.ipfs.put(doc)
+        pinned.append(cid)
+        if metadata.activity is not None:
+            pinned.append(ledger.ipfs.put(metadata.activity.to_canonical_bytes()))
+        if request is not None:
+            outcome = ledger.relayer.submit([request])[0]
+            if not outcome.ok:
+                raise outcome.error or TransactionFailed("registration failed")
+            info = TxInfo(outcome.tx_hash, outcome.block)
+        else:
+            info = ledger.write(actor, "DatasetRegistry", "register", *args)
+    except BaseException:
+        for c in pinned:
+            with contextlib.suppress(LedgerError):  # best effort: the error being raised matters
+                ledger.ipfs.unpin(c)
+        raise
+    return Registration(root, cid, TxInfo(info.tx_hash, info.block, root), subject_root)
