@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from . import typed_data
@@ -223,16 +224,30 @@ class Relayer:
         wait for the receipt and report each request's outcome."""
         if not requests:
             return []
+        tx_hash = self.send_batch(requests)
+        return self.outcomes(requests, self.client.wait(bytes.fromhex(tx_hash[2:])))
+
+    def send_batch(self, requests: Sequence[ForwardRequest]) -> str:
+        """Send one ``executeBatch`` transaction without waiting; returns its hash."""
         fn = self.forwarder.functions.executeBatch([r.as_call_tuple() for r in requests], self.client.address)
         gas = sum(r.gas for r in requests) + 40_000 + 12_000 * len(requests) + sum(16 * len(r.data) for r in requests)
-        receipt = self.client.transact_receipt(fn, gas=min(gas, 29_000_000))
+        return str(self.client.transact(fn, gas=min(gas, 29_000_000), wait=False))
+
+    def outcomes(self, requests: Sequence[ForwardRequest], receipt: TxReceipt) -> list[Outcome]:
+        """Each request's outcome in a mined ``executeBatch`` receipt."""
+        if receipt["status"] != 1:
+            err = TransactionFailed("the batch transaction reverted", hint="the requests stay unexecuted")
+            return [
+                Outcome(False, "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]), err)
+                for _ in requests
+            ]
         return self._outcomes(requests, receipt)
 
     def _outcomes(self, requests: Sequence[ForwardRequest], receipt: TxReceipt) -> list[Outcome]:
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         block = int(receipt["blockNumber"])
         executed: dict[tuple[str, int], bool] = {}
-        for ev in self.forwarder.events.ExecutedForwardRequest().process_receipt(receipt):
+        for ev in self.forwarder.events.ExecutedForwardRequest().process_receipt(receipt, errors=DISCARD):
             executed[(str(ev["args"]["signer"]), int(ev["args"]["nonce"]))] = bool(ev["args"]["success"])
         out: list[Outcome] = []
         for r in requests:
@@ -302,25 +317,37 @@ class Relayer:
                 raise self.client._decoded(exc) from exc
         return signer
 
+    @staticmethod
+    def consent_order(items: Sequence[SignedConsent]) -> list[int]:
+        """Withdrawals first: nothing queued may hold a withdrawal back."""
+        return sorted(range(len(items)), key=lambda i: 0 if items[i].kind == "Withdraw" else 1)
+
     def submit_consents(self, items: Sequence[SignedConsent]) -> list[Outcome]:
         """Submit signed consent messages in one ``relayBatch``; withdrawals go first."""
         if not items:
             return []
-        order = sorted(range(len(items)), key=lambda i: 0 if items[i].kind == "Withdraw" else 1)
-        calls = [self.consent_call(items[i]) for i in order]
+        tx_hash = self.send_consents(items)
+        return self.consent_outcomes(items, self.client.wait(bytes.fromhex(tx_hash[2:])))
+
+    def send_consents(self, items: Sequence[SignedConsent]) -> str:
+        calls = [self.consent_call(items[i]) for i in self.consent_order(items)]
         fn = self.consent.functions.relayBatch(calls)
-        gas = 60_000 + 90_000 * len(calls)
-        receipt = self.client.transact_receipt(fn, gas=min(gas, 29_000_000))
-        failed: dict[int, bytes] = {}
-        for ev in self.consent.events.SignedCallFailed().process_receipt(receipt):
-            failed[int(ev["args"]["index"])] = bytes(ev["args"]["reason"])
+        gas = 60_000 + 120_000 * len(calls)
+        return str(self.client.transact(fn, gas=min(gas, 29_000_000), wait=False))
+
+    def consent_outcomes(self, items: Sequence[SignedConsent], receipt: TxReceipt) -> list[Outcome]:
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         block = int(receipt["blockNumber"])
+        if receipt["status"] != 1:
+            err = TransactionFailed("the consent batch transaction reverted", hint="the messages stay unexecuted")
+            return [Outcome(False, tx_hash, block, err) for _ in items]
+        failed: dict[int, bytes] = {}
+        for ev in self.consent.events.SignedCallFailed().process_receipt(receipt, errors=DISCARD):
+            failed[int(ev["args"]["index"])] = bytes(ev["args"]["reason"])
         results: dict[int, Outcome] = {}
-        for pos, i in enumerate(order):
+        for pos, i in enumerate(self.consent_order(items)):
             if pos in failed:
-                err = self.client.decoder.decode(failed[pos])
-                results[i] = Outcome(False, tx_hash, block, err)
+                results[i] = Outcome(False, tx_hash, block, self.client.decoder.decode(failed[pos]))
             else:
                 results[i] = Outcome(True, tx_hash, block)
         return [results[i] for i in range(len(items))]
