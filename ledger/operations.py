@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
@@ -487,6 +488,44 @@ def expiry_in(days: float, now: int | None = None) -> int:
     return int((now if now is not None else time.time()) + days * 86400)
 
 
+@dataclass(frozen=True)
+class RegistrationCall:
+    """Everything a registration anchors and pins, computed before anything is sent."""
+
+    metadata: DatasetMetadata
+    content_root: bytes
+    metadata_cid: str
+    documents: tuple[bytes, ...]  # metadata document, then the activity description if any
+    args: tuple[Any, ...]  # DatasetRegistry.register arguments
+
+
+def registration_call(
+    metadata: DatasetMetadata, subject_root: bytes = ZERO32, embargo_end: int = 0
+) -> RegistrationCall:
+    """Canonicalise the metadata (parents in the contract's ascending order) and compute the
+    content root, CID and ``register`` arguments."""
+    parents = tuple(sorted(metadata.parents, key=lambda p: bytes.fromhex(p[2:])))
+    if parents != tuple(metadata.parents):
+        metadata = metadata.model_copy(update={"parents": parents})
+    if not 0 <= embargo_end < 2**32:
+        raise InvalidInput(f"embargo end {embargo_end} is out of range", hint="unix time before 2106, or 0")
+    root = metadata.content_root()
+    docs = [metadata.to_canonical_bytes()]
+    if metadata.activity is not None:
+        docs.append(metadata.activity.to_canonical_bytes())
+    args = (
+        root,
+        metadata.digest(),
+        [bytes.fromhex(p[2:]) for p in parents],
+        metadata.activity_digest() or ZERO32,
+        int(metadata.tier),
+        int(metadata.classification),
+        embargo_end,
+        subject_root,
+    )
+    return RegistrationCall(metadata, root, metadata.cid(), tuple(docs), args)
+
+
 def _register(
     ledger: Ledger,
     actor: LocalAccount,
@@ -505,37 +544,21 @@ def _register(
             f"metadata names holder {metadata.holder} but the registering account is {actor.address}",
             hint="set the metadata's holder to the signing account",
         )
-    parents = tuple(sorted(metadata.parents, key=lambda p: bytes.fromhex(p[2:])))
-    if parents != tuple(metadata.parents):
-        metadata = metadata.model_copy(update={"parents": parents})
     if subjects and metadata.subject_count not in (None, len(subjects)):
         raise InvalidInput(f"metadata subject_count {metadata.subject_count} but {len(subjects)} subjects given")
     subject_root = subject_tree(subjects).root if subjects else ZERO32
-    root = metadata.content_root()
-    doc = metadata.to_canonical_bytes()
-    digest = metadata.digest()
-    activity_digest = metadata.activity_digest() or ZERO32
-    parent_roots = [bytes.fromhex(p[2:]) for p in parents]
-    args = (
-        root,
-        digest,
-        parent_roots,
-        activity_digest,
-        int(metadata.tier),
-        int(metadata.classification),
-        embargo_end,
-        subject_root,
-    )
+    call = registration_call(metadata, subject_root, embargo_end)
+    args = call.args
+    root = call.content_root
     # Simulate (and sign) before pinning: a duplicate, a missing role or an unknown parent fails here.
     request = None
     if ledger.mode == "relay":
         request = ledger.relayer.sign_request(actor, "DatasetRegistry", "register", *args)
     pinned: list[str] = []
     try:
-        cid = ledger.ipfs.put(doc)
-        pinned.append(cid)
-        if metadata.activity is not None:
-            pinned.append(ledger.ipfs.put(metadata.activity.to_canonical_bytes()))
+        for doc in call.documents:
+            pinned.append(ledger.ipfs.put(doc))
+        cid = pinned[0]
         if request is not None:
             outcome = ledger.relayer.submit([request])[0]
             if not outcome.ok:
