@@ -9,7 +9,9 @@ from ledger.errors import InvalidInput
 from ledger.relay import ForwardRequest
 
 
-def queue_forward(state: AppState, body: ForwardRequestIn, allowed: set[str], *, pins: list[str] | None = None) -> Ticket:
+def queue_forward(
+    state: AppState, body: ForwardRequestIn, allowed: set[str], *, pins: list[str] | None = None
+) -> Ticket:
     req = ForwardRequest.from_json(body.as_json())
     op, _ = decode_call(state.ledger.relayer, req.to, req.data)
     if op.name not in allowed:

@@ -19,12 +19,18 @@ router = APIRouter(prefix="/relay", tags=["relay"], responses=COMMON)
 
 @router.get("/operations", summary="Operations that can be relayed, and who signs them")
 def operations() -> dict[str, dict[str, str]]:
-    return {name: {"contract": op.contract, "function": op.function, "resource": op.resource, "signed_by": op.party}
-            for name, op in OPERATIONS.items()}
+    return {
+        name: {"contract": op.contract, "function": op.function, "resource": op.resource, "signed_by": op.party}
+        for name, op in OPERATIONS.items()
+    }
 
 
-@router.post("/prepare", response_model=Prepared, responses=responses(403, 404, 409),
-             summary="Typed data (EIP-712) for an operation, to be signed by its actor")
+@router.post(
+    "/prepare",
+    response_model=Prepared,
+    responses=responses(403, 404, 409),
+    summary="Typed data (EIP-712) for an operation, to be signed by its actor",
+)
 def prepare(body: PrepareIn, state: AppState = Depends(get_state)) -> Prepared:
     relayer = state.ledger.relayer
     op, values = encode_arguments(relayer, body.operation, body.args)
@@ -32,8 +38,9 @@ def prepare(body: PrepareIn, state: AppState = Depends(get_state)) -> Prepared:
     nonce = state.queue.next_nonce(body.from_)
     # with earlier requests queued the call may depend on them: use a generous gas limit then
     gas = relayer.estimate_inner_gas(body.from_, to, data) if nonce == relayer.chain_nonce(body.from_) else 1_000_000
-    req = ForwardRequest(body.from_, to, 0, gas, nonce, body.deadline or int(time.time()) + DEFAULT_DEADLINE_SECONDS,
-                         data, b"")
+    req = ForwardRequest(
+        body.from_, to, 0, gas, nonce, body.deadline or int(time.time()) + DEFAULT_DEADLINE_SECONDS, data, b""
+    )
     typed = req.typed(state.ledger.client.chain_id, relayer.forwarder.address)
     unsigned = req.to_json()
     unsigned.pop("signature")
@@ -42,17 +49,29 @@ def prepare(body: PrepareIn, state: AppState = Depends(get_state)) -> Prepared:
 
 @router.get("/nonce/{address}", response_model=NonceOut, summary="The forward-request nonce to sign next")
 def nonce(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> NonceOut:
-    return NonceOut(address=address, forwarder_nonce=state.queue.next_nonce(address),
-                    note="chain nonce plus this signer's requests still queued")
+    return NonceOut(
+        address=address,
+        forwarder_nonce=state.queue.next_nonce(address),
+        note="chain nonce plus this signer's requests still queued",
+    )
 
 
-@router.post("/forward", response_model=Ticket, status_code=202, responses=responses(403, 409),
-             summary="Queue any relayable signed request")
+@router.post(
+    "/forward",
+    response_model=Ticket,
+    status_code=202,
+    responses=responses(403, 409),
+    summary="Queue any relayable signed request",
+)
 def forward(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     return queue_forward(state, body.request, set(OPERATIONS) - {"registerDataset"})
 
 
-@router.get("/{ticket_id}", response_model=Ticket, responses=responses(404),
-            summary="Status of a relayed request: queued, submitting, mined (block, tx) or failed (reason)")
+@router.get(
+    "/{ticket_id}",
+    response_model=Ticket,
+    responses=responses(404),
+    summary="Status of a relayed request: queued, submitting, mined (block, tx) or failed (reason)",
+)
 def status(ticket_id: str = Path(pattern=r"^[0-9a-f]{32}$"), state: AppState = Depends(get_state)) -> Ticket:
     return Ticket(**state.queue.get(ticket_id).to_json())

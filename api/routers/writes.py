@@ -14,31 +14,61 @@ router = APIRouter(responses=COMMON)
 ERRORS = responses(403, 409)
 
 
-@router.post("/roles", response_model=Ticket, status_code=202, responses=ERRORS, tags=["roles"],
-             summary="Grant or revoke a role (signed by an admin)")
+@router.post(
+    "/roles",
+    response_model=Ticket,
+    status_code=202,
+    responses=ERRORS,
+    tags=["roles"],
+    summary="Grant or revoke a role (signed by an admin)",
+)
 def roles(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     return queue_forward(state, body.request, {"grantRole", "revokeRole"})
 
 
-@router.post("/access-requests", response_model=Ticket, status_code=202, responses=ERRORS, tags=["access"],
-             summary="File an access request (signed by a user)")
+@router.post(
+    "/access-requests",
+    response_model=Ticket,
+    status_code=202,
+    responses=ERRORS,
+    tags=["access"],
+    summary="File an access request (signed by a user)",
+)
 def request_access(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     return queue_forward(state, body.request, {"requestAccess"})
 
 
-@router.post("/access-requests/decisions", response_model=Ticket, status_code=202, responses=ERRORS,
-             tags=["access"], summary="Approve, deny or revoke a request, or override an embargo")
+@router.post(
+    "/access-requests/decisions",
+    response_model=Ticket,
+    status_code=202,
+    responses=ERRORS,
+    tags=["access"],
+    summary="Approve, deny or revoke a request, or override an embargo",
+)
 def decide(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     return queue_forward(state, body.request, {"approveAccess", "denyAccess", "revokeAccess", "overrideEmbargo"})
 
 
-@router.post("/uses", response_model=Ticket, status_code=202, responses=ERRORS, tags=["uses"],
-             summary="Record a use of a dataset (signed by its user); refused unless allowed")
+@router.post(
+    "/uses",
+    response_model=Ticket,
+    status_code=202,
+    responses=ERRORS,
+    tags=["uses"],
+    summary="Record a use of a dataset (signed by its user); refused unless allowed",
+)
 def record_use(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     return queue_forward(state, body.request, {"recordUse"})
 
 
-@router.post("/suspensions", response_model=Ticket, status_code=202, responses=ERRORS, tags=["suspensions"],
-             summary="Suspend or reinstate a dataset or a user (signed by an auditor)")
+@router.post(
+    "/suspensions",
+    response_model=Ticket,
+    status_code=202,
+    responses=ERRORS,
+    tags=["suspensions"],
+    summary="Suspend or reinstate a dataset or a user (signed by an auditor)",
+)
 def suspensions(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     return queue_forward(state, body.request, {"suspendDataset", "reinstateDataset", "suspendUser", "reinstateUser"})

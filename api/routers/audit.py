@@ -1,0 +1,55 @@
+"""Audit queries from the indexer: the full trail of a dataset or a user, and what a subject's
+withdrawal affects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from api.problems import COMMON, responses
+from api.schemas import ImpactIn
+from api.state import AppState, get_state
+from ledger.errors import NodeUnavailable
+
+router = APIRouter(prefix="/audit", tags=["audit"], responses=COMMON)
+
+
+def _indexer(state: AppState) -> Any:
+    if state.indexer is None:
+        raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
+    return state.indexer
+
+
+@router.get("/datasets/{root}", summary="Every event touching a dataset, in order", responses=responses(404))
+def dataset_trail(
+    root: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"),
+    limit: int = Query(500, ge=1, le=10_000),
+    offset: int = Query(0, ge=0, le=10**9),
+    state: AppState = Depends(get_state),
+) -> Any:
+    return _indexer(state).dataset_trail(root, limit=limit, offset=offset)
+
+
+@router.get("/users/{address}", summary="A user's requests, approvals, uses, suspensions and datasets")
+def user_trail(
+    address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"),
+    limit: int = Query(500, ge=1, le=10_000),
+    offset: int = Query(0, ge=0, le=10**9),
+    state: AppState = Depends(get_state),
+) -> Any:
+    return _indexer(state).user_trail(address, limit=limit, offset=offset)
+
+
+@router.post(
+    "/subjects/{address}/withdrawal-impact",
+    summary="What a subject's withdrawal affects: datasets, descendants, later approvals and uses",
+)
+def withdrawal_impact(
+    body: ImpactIn,
+    address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"),
+    state: AppState = Depends(get_state),
+) -> Any:
+    from ledger.coverage import withdrawal_impact as impact
+
+    return impact(state.ledger, _indexer(state), address, body.subject_lists).to_json()

@@ -1,0 +1,118 @@
+"""Consent: signed grants, renewals, withdrawals and delegations; checks; history; FHIR export."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from api.problems import COMMON, responses
+from api.schemas import ConsentPrepareIn, ConsentSigned, Ticket
+from api.state import AppState, get_state
+from ledger import datause
+from ledger.errors import InvalidInput
+from ledger.records import ConsentScope
+from ledger.relay import DEFAULT_DEADLINE_SECONDS, SignedConsent
+
+router = APIRouter(prefix="/consents", tags=["consents"], responses=COMMON)
+
+
+def _scope(body: ConsentPrepareIn) -> ConsentScope | None:
+    if body.kind in ("AppointDelegate", "RevokeDelegate"):
+        return None
+    if body.scope_kind is None or body.scope is None:
+        raise InvalidInput(f"{body.kind} needs scope_kind and scope")
+    if body.scope_kind == "holder":
+        if len(body.scope) != 42:
+            raise InvalidInput("a holder scope is the holder's address")
+        return ConsentScope.holder(body.scope)
+    if len(body.scope) != 66:
+        raise InvalidInput("a dataset scope is the dataset's content root")
+    return ConsentScope.dataset(body.scope)
+
+
+@router.post(
+    "/prepare", summary="The consent typed message for the subject (or delegate) to sign", responses=responses(422)
+)
+def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    purposes = datause.grant_mask(body.purposes) if body.purposes is not None else None
+    msg = state.ledger.consent_message(
+        body.kind,
+        subject=body.subject,
+        scope=_scope(body),
+        grantee=body.grantee,
+        purposes=purposes,
+        disease=datause.parse_disease(body.disease),
+        expiry=body.expiry,
+        delegate=body.delegate,
+    )
+    msg["nonce"] = body.nonce if body.nonce is not None else int.from_bytes(os.urandom(16), "big")
+    msg["deadline"] = body.deadline if body.deadline is not None else int(time.time()) + DEFAULT_DEADLINE_SECONDS
+    typed = state.ledger.relayer.consent_typed(body.kind, msg)
+    return {"kind": body.kind, "typed_data": typed, "message": typed["message"]}
+
+
+@router.post(
+    "",
+    response_model=Ticket,
+    status_code=202,
+    responses=responses(403, 409),
+    summary="Queue a signed consent message; withdrawals are relayed before anything else",
+)
+def submit(body: ConsentSigned, state: AppState = Depends(get_state)) -> Ticket:
+    sc = SignedConsent.from_json(body.model_dump())
+    return Ticket(**state.queue.submit_consent(sc).to_json())
+
+
+@router.get(
+    "/check",
+    summary="Is a subject's consent in force for a dataset, purpose and grantee now?",
+    responses=responses(404),
+)
+def check(
+    subject: str = Query(pattern=r"^0x[0-9a-fA-F]{40}$"),
+    dataset: str = Query(pattern=r"^0x[0-9a-fA-F]{64}$"),
+    category: str = Query("HMB", pattern=r"^(GRU|HMB|DS|POA)$"),
+    attributes: list[str] = Query(default_factory=list, max_length=8),
+    disease: str | None = Query(None, max_length=20),
+    grantee: str | None = Query(None, pattern=r"^0x[0-9a-fA-F]{40}$"),
+    state: AppState = Depends(get_state),
+) -> dict[str, Any]:
+    purpose = datause.Purpose.of(category, attributes, disease)
+    ok = state.ledger.consent_in_force(subject, dataset, purpose, grantee)
+    return {
+        "subject": subject,
+        "dataset": dataset,
+        "purpose": datause.describe(purpose.mask),
+        "disease": datause.disease_label(purpose.disease),
+        "grantee": grantee,
+        "in_force": ok,
+    }
+
+
+def _indexer(state: AppState) -> Any:
+    if state.indexer is None:
+        from ledger.errors import NodeUnavailable
+
+        raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
+    return state.indexer
+
+
+@router.get("", summary="A subject's consents with their history (from the indexer)")
+def of_subject(subject: str = Query(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> Any:
+    return _indexer(state).subject_consents(subject)
+
+
+@router.get("/{consent_id}/history", summary="Every change of one consent", responses=responses(404))
+def history(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
+    return _indexer(state).consent_history(consent_id)
+
+
+@router.get("/{consent_id}/fhir", summary="The consent as an HL7 FHIR R5 Consent resource", responses=responses(404))
+def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
+    from ledger.exports import consent_to_fhir
+
+    record = _indexer(state).consent_record(consent_id)
+    return consent_to_fhir(record, now=state.ledger.now())
