@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .metadata import CanonicalDocument
 
-# ipfshttpclient 0.7 passes urllib3 an argument it deprecated; the warning is noise for our users.
+# ipfshttpclient 0.7 passes urllib3 an argument it deprecated (strict=True); the warning is noise for users.
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning)
 
 MAX_DOCUMENT_SIZE = 1 << 20
@@ -285,10 +285,10 @@ class IpfsStore:
     # -- session handling ---------------------------------------------------------------------
 
     def _client(self) -> Any:
+        if self._closed:
+            raise LedgerError("this IpfsStore is closed")
         client = getattr(self._local, "client", None)
         if client is None:
-            if self._closed:
-                raise LedgerError("this IpfsStore is closed")
             try:
                 # Client(), not connect(): connect() refuses every daemon version outside 0.4.23..0.8.0
                 client = ipfshttpclient.Client(
@@ -461,6 +461,30 @@ class IpfsStore:
                 raise result
             out[cid] = result
         return out
+
+    def unpin(self, cid: str | Cid) -> None:
+        """Remove this node's pin of a document (the blocks are collected by the node's GC later).
+        Used when a write that pinned a document did not anchor it. Unpinning what is not pinned
+        is not an error."""
+        try:
+            self._client().pin.rm(str(parse_cid(cid)), opts={"timeout": _api_duration(self.timeout)})
+        except ipfshttpclient.exceptions.ConnectionError as exc:
+            raise self._unavailable(exc) from exc
+        except ipfshttpclient.exceptions.Error as exc:
+            if "not pinned" in str(exc).lower():
+                return
+            raise IpfsError(f"IPFS node could not unpin {cid}: {exc}") from exc
+
+    def is_pinned(self, cid: str | Cid) -> bool:
+        """Whether this node pins the document (directly or recursively)."""
+        try:
+            answer = self._client().pin.ls(str(parse_cid(cid)), opts={"timeout": _api_duration(self.timeout)})
+        except ipfshttpclient.exceptions.ConnectionError as exc:
+            raise self._unavailable(exc) from exc
+        except ipfshttpclient.exceptions.Error:
+            return False
+        keys = dict(answer).get("Keys", {}) if answer else {}
+        return bool(keys)
 
     def pin(self, cid: str | Cid) -> None:
         """Pin a document already on the node (e.g. one fetched from another node)."""

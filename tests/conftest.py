@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from ledger.nodes import AnvilNode, IpfsNode
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # ipfshttpclient 0.7 passes urllib3 a deprecated argument; ledger.ipfs filters the warning, but
+    # pytest resets filters per test
+    config.addinivalue_line("filterwarnings", "ignore:The 'strict' parameter is no longer needed:FutureWarning")
+
+
 @pytest.fixture(scope="session")
 def nodes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One directory for every node of the session (state files, repos, logs, pid files)."""
