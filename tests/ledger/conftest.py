@@ -1,0 +1,52 @@
+"""Library fixtures: the contracts deployed on the session's real anvil, a Ledger with the real
+js-ipfs store, and helpers to make actors and datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from ledger.nodes import AnvilNode, IpfsNode
+    from ledger.operations import Ledger
+
+
+@pytest.fixture(scope="session")
+def ledger(anvil_node: AnvilNode, ipfs_node: IpfsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+    from ledger.chain import ChainClient
+    from ledger.config import load_settings
+    from ledger.deployment import ensure_deployed
+    from ledger.ipfs import IpfsStore
+    from ledger.operations import Ledger
+
+    data = tmp_path_factory.mktemp("ledger-data")
+    settings = load_settings(env={}, rpc_url=anvil_node.url, ipfs_api=ipfs_node.api_multiaddr, data_dir=str(data),
+                             ipfs_timeout=2.0, manage_nodes=False)
+    ensure_deployed(settings)
+    with IpfsStore(ipfs_node.api_multiaddr, timeout=2.0) as store:
+        yield Ledger(settings, ChainClient(settings), ipfs=store)
+
+
+@pytest.fixture(scope="session")
+def admin(ledger: Ledger) -> LocalAccount:
+    from eth_account import Account
+
+    return Account.from_key(ledger.settings.relayer_private_key())
+
+
+@pytest.fixture
+def make_actor(ledger: Ledger, admin: LocalAccount) -> Callable[..., LocalAccount]:
+    """A fresh key holding the given roles (relayed writes need no ETH)."""
+    from eth_account import Account
+
+    def make(*roles: str) -> LocalAccount:
+        acct = Account.create()
+        for role in roles:
+            ledger.grant_role(admin, role, acct.address)
+        return acct
+
+    return make
