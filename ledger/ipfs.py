@@ -277,6 +277,7 @@ class IpfsStore:
         self._clients: list[Any] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IpfsStore:
@@ -302,7 +303,11 @@ class IpfsStore:
         return client
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:
@@ -449,8 +454,17 @@ class IpfsStore:
             except LedgerError as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique)), thread_name_prefix="ipfs") as pool:
-            return dict(zip(unique, pool.map(one, unique), strict=True))
+        return dict(zip(unique, self._executor().map(one, unique), strict=True))
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # one pool for the store's life: its threads keep their HTTP sessions between calls (a pool per
+        # call would open, and leave open until close(), a new connection per thread per call)
+        with self._lock:
+            if self._closed:
+                raise LedgerError("this IpfsStore is closed")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ipfs")
+            return self._pool
 
     def get_many(self, cids: Iterable[str | Cid], *, timeout: float | None = None) -> dict[str, bytes]:
         """Like :meth:`fetch_many`, but raise the first error (in the order given) if any fetch failed."""

@@ -217,6 +217,9 @@ def test_get_many_in_parallel(ipfs_store: IpfsStore) -> None:
     with pytest.raises(MetadataNotFound):
         ipfs_store.get_many([cids[0], missing], timeout=1.0)
     assert ipfs_store.get_many([]) == {}
+    for _ in range(3):  # repeated calls reuse the store's threads and their sessions
+        ipfs_store.get_many(cids[:10])
+    assert len(ipfs_store._clients) <= ipfs_store.workers + 1
 
 
 def test_node_info_and_closed_store(ipfs_node: IpfsNode) -> None:
