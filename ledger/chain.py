@@ -157,7 +157,10 @@ class RevertDecoder:
                 values = abi_decode(types, raw[4:])
             except Exception:  # malformed revert data: report the name alone
                 values = tuple(None for _ in types)
-            args = {n: _plain(v) for n, v in zip(names, values, strict=True)}
+            args = {
+                n: to_checksum_address(v) if t == "address" and isinstance(v, str) else _plain(v)
+                for n, t, v in zip(names, types, values, strict=True)
+            }
             if name == "DatasetNotFound":
                 root = args.get("contentRoot", args.get("dataset"))
                 return DatasetNotFound(f"no dataset with content root {root}", hint="check the root or register it")

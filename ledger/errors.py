@@ -95,6 +95,7 @@ def _show(value: Any) -> str:
 
 REVERT_HINTS: dict[str, str] = {
     "MissingRole": "ask an admin to grant the role, or act from an account that has it",
+    "AccessControlUnauthorizedAccount": "only an admin may grant or revoke roles",
     "DatasetAlreadyRegistered": "this content is already registered; use the existing record",
     "DatasetNotFound": "register the dataset first, or check the content root",
     "UnknownParent": "register the parent dataset before its children",
@@ -149,6 +150,7 @@ REVERT_CLASSES: dict[str, type[ContractRevert]] = {
     "DatasetAlreadyRegistered": DatasetAlreadyRegistered,
     "ConsentNotActive": ConsentNotActive,
     "MissingRole": AccessDenied,
+    "AccessControlUnauthorizedAccount": AccessDenied,
     "NotDatasetHolder": AccessDenied,
     "NotSubjectOrDelegate": AccessDenied,
     "InvalidSigner": AccessDenied,
