@@ -264,6 +264,7 @@ class LogEventSource:
         from_block: int | None = None,
         max_range: int = 50_000,
         topic_chunk: int = 100,
+        bulk_topics: int = 1000,
     ) -> None:
         if max_range < 1 or topic_chunk < 1:
             raise InvalidInput("max_range and topic_chunk must be positive")
@@ -272,6 +273,7 @@ class LogEventSource:
         self.from_block = from_block if from_block is not None else (record.deploy_block if record else 0)
         self.max_range = max_range
         self.topic_chunk = topic_chunk
+        self.bulk_topics = bulk_topics
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -304,9 +306,13 @@ class LogEventSource:
         name: str,
         values: Sequence[Any] | None,
     ) -> list[EventData]:
-        """Logs whose indexed argument ``name`` is one of ``values`` (all when None)."""
+        """Logs whose indexed argument ``name`` is one of ``values`` (all when None). Beyond
+        ``bulk_topics`` values, all logs are read once and filtered here instead."""
         if values is None:
             return self._logs(event, start, end)
+        if len(values) > self.bulk_topics:
+            keep = set(values)
+            return [ev for ev in self._logs(event, start, end) if ev["args"][name] in keep]
         out: list[EventData] = []
         unique = list(dict.fromkeys(values))
         for i in range(0, len(unique), self.topic_chunk):

@@ -622,3 +622,12 @@ def test_no_withdrawal_no_impact(ledger: Ledger, world: SimpleNamespace, events:
     impact = withdrawal_impact(ledger, events, world.subjects[1], {hex32(world.parent): world.subjects})
     assert impact.withdrawals == [] and impact.datasets == [] and impact.approvals == [] and impact.uses == []
     assert impact.outside_withdrawn_scopes == [world.parent]  # contains them, but nothing was withdrawn
+
+
+def test_log_source_query_strategies_agree(ledger: Ledger, world: SimpleNamespace, coverage: CoverageResult) -> None:
+    default = LogEventSource(ledger).consent_events_until(coverage.block, world.subjects)
+    chunked = LogEventSource(ledger, topic_chunk=4, max_range=7).consent_events_until(coverage.block, world.subjects)
+    bulk = LogEventSource(ledger, bulk_topics=5).consent_events_until(coverage.block, world.subjects)
+    assert default == chunked == bulk
+    assert {e.subject for e in default} <= set(world.subjects)
+    assert LogEventSource(ledger).consent_events_until(coverage.block, []) == []
