@@ -149,6 +149,10 @@ class Relayer:
         data = c.encode_abi(fn, args=list(args))
         return str(c.address), bytes.fromhex(data[2:])
 
+    def now(self) -> int:
+        """The chain's notion of now (latest block timestamp): deadlines are checked against it."""
+        return max(int(self.client.w3.eth.get_block("latest")["timestamp"]), int(time.time()) - 60)
+
     def chain_nonce(self, sender: str) -> int:
         return int(self.client.call(self.forwarder.functions.nonces(to_checksum_address(sender))))
 
@@ -184,7 +188,7 @@ class Relayer:
             value=0,
             gas=gas,
             nonce=self.chain_nonce(actor.address) if nonce is None else nonce,
-            deadline=deadline or int(time.time()) + DEFAULT_DEADLINE_SECONDS,
+            deadline=deadline or self.now() + DEFAULT_DEADLINE_SECONDS,
             data=data,
             signature=b"",
         )
@@ -206,7 +210,7 @@ class Relayer:
                 f"request signed by {signer}, not by its sender {req.sender}",
                 hint="sign the exact typed data with the sender's key (chain id, forwarder, nonce)",
             )
-        if req.deadline <= int(time.time()):
+        if req.deadline <= self.now():
             raise SignatureError(f"request deadline {req.deadline} has passed", hint="sign again with a later deadline")
         nonce = self.chain_nonce(req.sender) if expected_nonce is None else expected_nonce
         if req.nonce != nonce:
@@ -290,7 +294,7 @@ class Relayer:
     def sign_consent(self, signer: LocalAccount, kind: str, message: dict[str, Any]) -> SignedConsent:
         full = dict(message)
         full.setdefault("nonce", int.from_bytes(os.urandom(16), "big"))
-        full.setdefault("deadline", int(time.time()) + DEFAULT_DEADLINE_SECONDS)
+        full.setdefault("deadline", self.now() + DEFAULT_DEADLINE_SECONDS)
         sig = typed_data.sign(self.consent_typed(kind, full), signer.key)
         return SignedConsent(kind, full, sig)
 
@@ -305,7 +309,7 @@ class Relayer:
         """Recover the signer, check deadline and nonce, and simulate; returns the signer."""
         typed = self.consent_typed(sc.kind, sc.message)
         signer = typed_data.recover(typed, sc.signature)
-        if int(sc.message["deadline"]) <= int(time.time()):
+        if int(sc.message["deadline"]) <= self.now():
             raise SignatureError("consent message deadline has passed", hint="sign again with a later deadline")
         used = self.client.call(self.consent.functions.nonceUsed(signer, int(sc.message["nonce"])))
         if used:

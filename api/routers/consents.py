@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -49,7 +48,8 @@ def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> dic
         delegate=body.delegate,
     )
     msg["nonce"] = body.nonce if body.nonce is not None else int.from_bytes(os.urandom(16), "big")
-    msg["deadline"] = body.deadline if body.deadline is not None else int(time.time()) + DEFAULT_DEADLINE_SECONDS
+    default_deadline = state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS
+    msg["deadline"] = body.deadline if body.deadline is not None else default_deadline
     typed = state.ledger.relayer.consent_typed(body.kind, msg)
     return {"kind": body.kind, "typed_data": typed, "message": typed["message"]}
 

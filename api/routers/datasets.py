@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path
@@ -48,7 +47,7 @@ def prepare(body: DatasetPrepareIn, state: AppState = Depends(get_state)) -> Dat
     nonce = state.queue.next_nonce(holder)
     queued_ahead = nonce != relayer.chain_nonce(holder)
     gas = 1_500_000 if queued_ahead else relayer.estimate_inner_gas(holder, to, data)
-    deadline = body.deadline or int(time.time()) + DEFAULT_DEADLINE_SECONDS
+    deadline = body.deadline or state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS
     req = ForwardRequest(holder, to, 0, gas, nonce, deadline, data, b"")
     unsigned = req.to_json()
     unsigned.pop("signature")

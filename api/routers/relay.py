@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Depends, Path
 
 from api.problems import COMMON, responses
@@ -39,7 +37,7 @@ def prepare(body: PrepareIn, state: AppState = Depends(get_state)) -> Prepared:
     # with earlier requests queued the call may depend on them: use a generous gas limit then
     gas = relayer.estimate_inner_gas(body.from_, to, data) if nonce == relayer.chain_nonce(body.from_) else 1_000_000
     req = ForwardRequest(
-        body.from_, to, 0, gas, nonce, body.deadline or int(time.time()) + DEFAULT_DEADLINE_SECONDS, data, b""
+        body.from_, to, 0, gas, nonce, body.deadline or state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS, data, b""
     )
     typed = req.typed(state.ledger.client.chain_id, relayer.forwarder.address)
     unsigned = req.to_json()
