@@ -25,20 +25,20 @@ def _indexer(state: AppState) -> Any:
 def dataset_trail(
     root: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"),
     limit: int = Query(500, ge=1, le=10_000),
-    offset: int = Query(0, ge=0, le=10**9),
+    after: int | None = Query(None, ge=0, lt=2**62, description="cursor: next_cursor of the previous page"),
     state: AppState = Depends(get_state),
 ) -> Any:
-    return _indexer(state).dataset_trail(root, limit=limit, offset=offset)
+    return _indexer(state).dataset_trail(root, limit=limit, after=after)
 
 
 @router.get("/users/{address}", summary="A user's requests, approvals, uses, suspensions and datasets")
 def user_trail(
     address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"),
     limit: int = Query(500, ge=1, le=10_000),
-    offset: int = Query(0, ge=0, le=10**9),
+    after: int | None = Query(None, ge=0, lt=2**62, description="cursor: next_cursor of the previous page"),
     state: AppState = Depends(get_state),
 ) -> Any:
-    return _indexer(state).user_trail(address, limit=limit, offset=offset)
+    return _indexer(state).user_trail(address, limit=limit, after=after)
 
 
 @router.post(

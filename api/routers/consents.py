@@ -112,7 +112,8 @@ def history(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppSt
 
 @router.get("/{consent_id}/fhir", summary="The consent as an HL7 FHIR R5 Consent resource", responses=responses(404))
 def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
+    from ledger.audit import consent_record
     from ledger.exports import consent_to_fhir
 
-    record = _indexer(state).consent_record(consent_id)
+    record = consent_record(_indexer(state), consent_id)
     return consent_to_fhir(record, now=state.ledger.now())

@@ -119,7 +119,9 @@ def versions(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str
         cur = state.ledger.get_dataset(cur.successor)
     previous: list[str] = []
     if state.indexer is not None:
-        previous = state.indexer.predecessors_of(hex32(rec.content_root))
+        from ledger.audit import predecessors_of
+
+        previous = predecessors_of(state.indexer, hex32(rec.content_root))
     return {
         "dataset": hex32(rec.content_root),
         "status": rec.status.name.lower(),

@@ -21,8 +21,9 @@ def _candidates(state: AppState, given: list[str] | None) -> list[str]:
         return given
     if state.indexer is None:
         raise InvalidInput("name the candidate datasets", hint="the indexer is not running to search all datasets")
-    found: list[str] = state.indexer.all_dataset_roots()
-    return found
+    from ledger.audit import all_dataset_roots
+
+    return all_dataset_roots(state.indexer)
 
 
 def _with_lineage(state: AppState, result: Any) -> dict[str, Any]:
