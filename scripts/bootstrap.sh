@@ -28,6 +28,17 @@ if ! stamp_ok .venv/.medledger-stamp "$want"; then
   echo "$want" > .venv/.medledger-stamp
 fi
 
+# 1b. schemathesis (API fuzzing in the tests) needs a newer hypothesis than brownie pins: own venv
+if [ ! -x .venv-schemathesis/bin/python ]; then
+  "$PY" -m venv .venv-schemathesis
+fi
+want="$(cat requirements-schemathesis.lock | sha256sum | cut -d' ' -f1)"
+if ! stamp_ok .venv-schemathesis/.medledger-stamp "$want"; then
+  echo "[bootstrap] installing schemathesis" >&2
+  .venv-schemathesis/bin/python -m pip install -q -r requirements-schemathesis.lock
+  echo "$want" > .venv-schemathesis/.medledger-stamp
+fi
+
 # 2. npm packages (solc, anvil, OpenZeppelin, js-ipfs)
 want="$(cat package-lock.json | sha256sum | cut -d' ' -f1)"
 if ! stamp_ok node_modules/.medledger-stamp "$want"; then
