@@ -5,6 +5,10 @@ The cohort: 30 pseudonymous subjects of one holder's controlled dataset with mix
 (holder-wide HMB, dataset-scoped DS with a MONDO code, a delegate's grant, one expired by a time
 jump, one renewed, one withdrawn, modifiers, a grantee-only consent, other scopes, none), filtered
 for disease-specific research on type 2 diabetes (MONDO:0005148) with publication.
+
+Uses the session ``ledger`` of tests/ledger/conftest.py (one relayer client for the whole session,
+so the relayer's nonces stay in step); every actor here is a fresh key. The time jump is kept to
+a few minutes: relayed requests carry wall-clock deadlines an hour ahead.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -40,10 +44,6 @@ from ledger.files import hash_folder
 from ledger.metadata import ActivityDescription, ActivityType, DatasetMetadata, Licence
 from ledger.operations import Ledger, Registration
 from ledger.records import ConsentScope, hex32
-
-if TYPE_CHECKING:
-    from ledger.ipfs import IpfsStore
-    from ledger.nodes import AnvilNode, IpfsNode
 
 T2D = 5148  # MONDO:0005148 type 2 diabetes mellitus
 OTHER_DISEASE = 7254  # MONDO:0007254 breast cancer
@@ -109,26 +109,6 @@ def verify_subject_on_chain(ledger: Ledger, root: bytes, subject: str, proof: Se
 # ---------------------------------------------------------------------------------------------
 # the world: deployment, parties, cohort, consents
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ipfs(ipfs_node: IpfsNode) -> Iterator[IpfsStore]:
-    from ledger.ipfs import IpfsStore
-
-    with IpfsStore(ipfs_node.api_multiaddr, timeout=5.0) as store:
-        yield store
-
-
-@pytest.fixture(scope="module")
-def ledger(anvil_node: AnvilNode, ipfs: IpfsStore, tmp_path_factory: pytest.TempPathFactory) -> Ledger:
-    from ledger.chain import ChainClient
-    from ledger.config import load_settings
-    from ledger.deployment import ensure_deployed
-
-    data = tmp_path_factory.mktemp("coverage-data")
-    settings = load_settings(env={}, rpc_url=anvil_node.url, data_dir=str(data), ipfs_api=ipfs.api, manage_nodes=False)
-    ensure_deployed(settings)
-    return Ledger(settings, ChainClient(settings), ipfs=ipfs)
 
 
 @pytest.fixture(scope="module")
