@@ -367,15 +367,21 @@ class ChainClient:
     def send_raw(self, tx: dict[str, Any] | TxParams, *, wait: bool = True) -> TxReceipt | str:
         """Sign and send a built transaction with the next nonce."""
         tx = dict(tx)
-        try:
-            with self.nonces.reserve() as nonce:
-                tx["nonce"] = nonce
-                signed = self.account.sign_transaction(tx)
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Web3RPCError as exc:
-            raise TransactionFailed(f"node refused the transaction: {exc}") from exc
-        except OSError as exc:
-            raise NodeUnavailable(f"chain node at {self.settings.rpc_url} failed: {exc}") from exc
+        for attempt in range(3):
+            try:
+                with self.nonces.reserve() as nonce:
+                    tx["nonce"] = nonce
+                    signed = self.account.sign_transaction(tx)
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                break
+            except Web3RPCError as exc:
+                # Another client with the same key sent meanwhile: the reservation resynchronised
+                # with the node's pending count, so one more try gets a fresh nonce.
+                if "nonce" in str(exc).lower() and attempt < 2:
+                    continue
+                raise TransactionFailed(f"node refused the transaction: {exc}") from exc
+            except OSError as exc:
+                raise NodeUnavailable(f"chain node at {self.settings.rpc_url} failed: {exc}") from exc
         if not wait:
             return "0x" + bytes(tx_hash).hex()
         receipt = self.wait(bytes(tx_hash))

@@ -16,5 +16,14 @@ const out = { root: tree.root, proofs, dump: tree.dump() };
 if (input.multiproof) {
   out.multiproof = tree.getMultiProof(input.multiproof);
 }
-// fs.writeSync: console.log may truncate large outputs when the process exits right after.
-fs.writeSync(1, JSON.stringify(out));
+// fs.writeSync in a loop: console.log may truncate large outputs when the process exits right
+// after, and one writeSync on a non-blocking pipe may write only part of the buffer (or EAGAIN).
+const buf = Buffer.from(JSON.stringify(out), 'utf8');
+let off = 0;
+while (off < buf.length) {
+  try {
+    off += fs.writeSync(1, buf, off, buf.length - off);
+  } catch (e) {
+    if (e.code !== 'EAGAIN') throw e;
+  }
+}
