@@ -126,7 +126,7 @@ class Ledger:
         return TxInfo(outcome.tx_hash, outcome.block)
 
     def write_consent(self, signed: SignedConsent) -> TxInfo:
-        self.relayer.check_consent(signed)
+        self.relayer.check_consent(signed, simulate=True)
         outcome = self.relayer.submit_consents([signed])[0]
         if not outcome.ok:
             raise outcome.error or TransactionFailed("signed consent message failed")

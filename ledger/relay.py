@@ -23,7 +23,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from . import typed_data
+from . import fast712, typed_data
 from .chain import ChainClient
 from .errors import InvalidInput, LedgerError, SignatureError, TransactionFailed
 
@@ -141,6 +141,13 @@ class Relayer:
         self.client = client
         self.forwarder = client.contract("LedgerForwarder")
         self.consent = client.contract("ConsentRegistry")
+        self._forwarder_separator = fast712.domain_separator(
+            typed_data.FORWARDER_NAME, typed_data.VERSION, client.chain_id, self.forwarder.address
+        )
+        self._consent_separator = fast712.domain_separator(
+            typed_data.CONSENT_NAME, typed_data.VERSION, client.chain_id, self.consent.address
+        )
+        self._known_datasets: set[bytes] = set()
 
     # -- forward requests
 
@@ -204,7 +211,22 @@ class Relayer:
             raise InvalidInput(f"request target {req.to} is not a ledger contract")
         if req.value != 0:
             raise InvalidInput("requests must not carry value")
-        signer = typed_data.recover(req.typed(self.client.chain_id, self.forwarder.address), req.signature)
+        signer = fast712.recover(
+            fast712.digest(
+                "ForwardRequest",
+                {
+                    "from": req.sender,
+                    "to": req.to,
+                    "value": req.value,
+                    "gas": req.gas,
+                    "nonce": req.nonce,
+                    "deadline": req.deadline,
+                    "data": req.data,
+                },
+                self._forwarder_separator,
+            ),
+            req.signature,
+        )
         if signer != to_checksum_address(req.sender):
             raise SignatureError(
                 f"request signed by {signer}, not by its sender {req.sender}",
@@ -305,20 +327,53 @@ class Relayer:
         data = self.consent.encode_abi(typed_data.CONSENT_FUNCTIONS[sc.kind], args=[values, sc.signature])
         return bytes.fromhex(data[2:])
 
-    def check_consent(self, sc: SignedConsent, *, simulate: bool = True) -> str:
-        """Recover the signer, check deadline and nonce, and simulate; returns the signer."""
-        typed = self.consent_typed(sc.kind, sc.message)
-        signer = typed_data.recover(typed, sc.signature)
+    def check_consent(self, sc: SignedConsent, *, simulate: bool | None = None) -> str:
+        """Recover the signer and check the message; returns the signer.
+
+        ``simulate=True`` also checks the nonce and executes the call against the latest state.
+        ``None`` (the fast path the relay queue uses) checks offline what the contract would check
+        (signature, deadline, purposes, expiry, scope shape) and goes to the chain only where the
+        answer depends on state the message does not carry: a delegate's authority, a dataset
+        scope not seen before, a nonce, a renewal or withdrawal (the consent must exist). A request
+        that still fails on chain is reported failed with its reason; nothing runs twice (nonces).
+        """
+        if sc.kind not in typed_data.CONSENT_TYPES:
+            raise SignatureError(f"unknown consent message type {sc.kind!r}")
+        typed_data.consent_message(
+            sc.kind, chain_id=self.client.chain_id, registry=self.consent.address, message=sc.message
+        )  # field names
+        signer = fast712.recover(fast712.digest(sc.kind, sc.message, self._consent_separator), sc.signature)
         if int(sc.message["deadline"]) <= self.now():
             raise SignatureError("consent message deadline has passed", hint="sign again with a later deadline")
+        subject = to_checksum_address(sc.message["subject"])
+        needs_chain = simulate is True or signer != subject or sc.kind in ("Renew", "Withdraw")
+        if sc.kind == "Grant":
+            from . import datause
+
+            if not datause.is_valid_grant(int(sc.message["purposes"]), int(sc.message["diseaseCode"])):
+                raise InvalidInput(
+                    "the consent's purposes or disease code are not valid",
+                    hint="at least one of NRES, GRU, HMB, DS (with a MONDO code), POA",
+                )
+            scope = _hex(sc.message["scope"])
+            if int(sc.message["scopeKind"]) == 0:
+                if scope[:12] != bytes(12) or scope == bytes(32):
+                    raise InvalidInput("a holder scope must be the holder's address")
+            elif scope not in self._known_datasets:
+                needs_chain = True
+        if sc.kind in ("Grant", "Renew", "AppointDelegate") and int(sc.message["expiry"]) <= self.now():
+            raise InvalidInput("the expiry is not in the future", hint="choose a later expiry")
+        if simulate is False or not needs_chain:
+            return signer
         used = self.client.call(self.consent.functions.nonceUsed(signer, int(sc.message["nonce"])))
         if used:
             raise SignatureError(f"nonce {sc.message['nonce']} already used by {signer}", hint="sign a new message")
-        if simulate:
-            try:
-                self.client.w3.eth.call({"to": self.consent.address, "data": self.consent_call(sc)})
-            except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
-                raise self.client._decoded(exc) from exc
+        try:
+            self.client.w3.eth.call({"to": self.consent.address, "data": self.consent_call(sc)})
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            raise self.client._decoded(exc) from exc
+        if sc.kind == "Grant" and int(sc.message["scopeKind"]) == 1:
+            self._known_datasets.add(_hex(sc.message["scope"]))  # datasets are never unregistered
         return signer
 
     @staticmethod

@@ -167,7 +167,7 @@ class RelayQueue:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput("consent message needs an integer nonce") from exc
         with self._lock:
-            signer = self.relayer.check_consent(sc, simulate=True)
+            signer = self.relayer.check_consent(sc)
             existing = self._existing("consent", signer, nonce, payload)
             if existing is not None:
                 return existing

@@ -50,8 +50,7 @@ def withdrawal_impact(
     address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"),
     state: AppState = Depends(get_state),
 ) -> Any:
-    from ledger.coverage import LogEventSource
     from ledger.coverage import withdrawal_impact as impact
+    from ledger.indexer import IndexEventSource
 
-    # the chain's logs are the source here (the index does not yet answer coverage's queries)
-    return impact(state.ledger, LogEventSource(state.ledger), address, body.subject_lists).to_json()
+    return impact(state.ledger, IndexEventSource(_indexer(state)), address, body.subject_lists).to_json()

@@ -39,8 +39,13 @@ def test_record_round_trips_through_json(ledger: Ledger, tmp_path: Any) -> None:
 
 
 def test_concurrent_sends_get_distinct_nonces_and_a_failed_send_leaves_no_gap(ledger: Ledger) -> None:
-    client = ChainClient(ledger.settings, private_key=Account.create().key.hex(), record=ledger.client.record,
-                         artifacts=ledger.client.artifacts, check_record=False)
+    client = ChainClient(
+        ledger.settings,
+        private_key=Account.create().key.hex(),
+        record=ledger.client.record,
+        artifacts=ledger.client.artifacts,
+        check_record=False,
+    )
     ledger.client.fund([client.address], 10**18)
     roles = client.contract("LedgerRoles")
     # a send the node refuses (gas far above the block limit) must not consume a nonce
@@ -50,8 +55,14 @@ def test_concurrent_sends_get_distinct_nonces_and_a_failed_send_leaves_no_gap(le
 
     def send() -> None:
         try:
-            tx = {"to": roles.address, "value": 0, "gas": 50_000, "chainId": client.chain_id, **client.fees(),
-                  "data": roles.encode_abi("hasRole", args=[ZERO32, client.address])}
+            tx = {
+                "to": roles.address,
+                "value": 0,
+                "gas": 50_000,
+                "chainId": client.chain_id,
+                **client.fees(),
+                "data": roles.encode_abi("hasRole", args=[ZERO32, client.address]),
+            }
             client.send_raw(tx)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
@@ -79,8 +90,9 @@ def test_forward_request_replay_expiry_and_tampering(ledger: Ledger, admin: Any)
     req = relayer.sign_request(admin, "LedgerRoles", "grantRole", role_id("user"), target.address)
     relayer.check(req)
     # tampered field: the signature no longer recovers to the sender
-    forged = dataclasses.replace(req, data=relayer.encode("LedgerRoles", "grantRole", role_id("auditor"),
-                                                            target.address)[1])
+    forged = dataclasses.replace(
+        req, data=relayer.encode("LedgerRoles", "grantRole", role_id("auditor"), target.address)[1]
+    )
     with pytest.raises(SignatureError, match="signed by"):
         relayer.check(forged)
     assert relayer.submit([req])[0].ok
@@ -91,8 +103,9 @@ def test_forward_request_replay_expiry_and_tampering(ledger: Ledger, admin: Any)
     outcome = relayer.submit([req])[0]
     assert not outcome.ok and "skipped" in str(outcome.error)
     # expired
-    late = relayer.sign_request(admin, "LedgerRoles", "grantRole", role_id("user"), Account.create().address,
-                                deadline=int(time.time()) - 1)
+    late = relayer.sign_request(
+        admin, "LedgerRoles", "grantRole", role_id("user"), Account.create().address, deadline=int(time.time()) - 1
+    )
     with pytest.raises(SignatureError, match="deadline"):
         relayer.check(late)
 
@@ -116,3 +129,33 @@ def test_batch_reports_each_outcome_with_decoded_reason(ledger: Ledger, admin: A
     assert isinstance(outcomes[1].error, ContractRevert)
     assert outcomes[1].error.name == "AccessControlUnauthorizedAccount"
     assert relayer.chain_nonce(stranger.address) == 1  # a reverted call still uses its nonce
+
+
+def test_fast_eip712_matches_the_generic_encoder() -> None:
+    import os
+
+    from ledger import fast712, typed_data
+
+    acct = Account.create()
+    registry = "0x" + "ab" * 20
+    msg = {
+        "subject": acct.address,
+        "scopeKind": 1,
+        "scope": os.urandom(32),
+        "grantee": acct.address,
+        "purposes": 4 | (1 << 16),
+        "diseaseCode": 5148,
+        "expiry": 2**39,
+        "nonce": 2**200 + 7,
+        "deadline": 2**40,
+    }
+    typed = typed_data.consent_message("Grant", chain_id=31337, registry=registry, message=msg)
+    sig = typed_data.sign(typed, acct.key)
+    sep = fast712.domain_separator(typed_data.CONSENT_NAME, "1", 31337, registry)
+    assert fast712.digest("Grant", msg, sep) == typed_data.digest(typed)
+    assert fast712.recover(fast712.digest("Grant", msg, sep), sig) == acct.address
+    # a malleable (high-s) twin of a valid signature is refused, as the contract's ECDSA does
+    s = int.from_bytes(sig[32:64], "big")
+    twin = sig[:32] + (fast712.SECP256K1_N - s).to_bytes(32, "big") + bytes([sig[64] ^ 1])
+    with pytest.raises(SignatureError):
+        fast712.recover(fast712.digest("Grant", msg, sep), twin)
