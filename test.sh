@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 
 echo "== lint and types"
-ruff check ledger api tests scripts benchmarks tools
+ruff check .
 mypy ledger
 
 echo "== contract tests (brownie, anvil)"
