@@ -184,9 +184,18 @@ class Service:
         return {**prepared["request"], "signature": "0x" + signature.hex()}
 
     def submit(self, path: str, actor: LocalAccount, operation: str, args: Mapping[str, Any]) -> str:
-        """Prepare, sign and queue one operation; returns the ticket id."""
-        ticket = self.post(path, {"request": self.signed_forward(actor, operation, args)})
-        return str(ticket["id"])
+        """Prepare, sign and queue one operation; returns the ticket id. A nonce the service no
+        longer expects (another request of the same signer settled meanwhile) is fetched again and
+        the request signed again, as the problem's hint says."""
+        for attempt in range(20):
+            try:
+                ticket = self.post(path, {"request": self.signed_forward(actor, operation, args)})
+                return str(ticket["id"])
+            except ServiceProblem as exc:
+                if exc.status != 422 or "nonce" not in str(exc.body.get("detail", "")) or attempt == 19:
+                    raise
+                time.sleep(0.1)
+        raise AssertionError("unreachable")
 
     def do(self, path: str, actor: LocalAccount, operation: str, args: Mapping[str, Any]) -> dict[str, Any]:
         """Prepare, sign, queue and wait until mined."""

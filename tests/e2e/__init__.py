@@ -1,0 +1,1 @@
+"""End-to-end tests: the service as a process, driven over HTTP."""
