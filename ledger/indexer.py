@@ -25,6 +25,7 @@ readers (WAL mode, one connection per reading thread, snapshot per query).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -281,11 +282,23 @@ def _scope_json(kind: int, scope: str) -> JSON:
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
+@functools.lru_cache(maxsize=4096)
+def _describe(mask: int) -> tuple[str, ...]:
+    return tuple(datause.describe(mask))
+
+
+@functools.lru_cache(maxsize=4096)
+def _disease_label(code: int) -> str | None:
+    return datause.disease_label(code)
+
+
 class _StateTable:
     """Write-back cache of one current-state table: rows are read on first use, changed in
-    memory, and written once per chunk (INSERT OR REPLACE)."""
+    memory, and written once per chunk (INSERT OR REPLACE). The cache lives for one chunk only:
+    hundreds of thousands of cached rows would make every garbage collection of the process a
+    pause for the queries served next to the indexer."""
 
-    def __init__(self, name: str, columns: tuple[str, ...], key: tuple[str, ...], max_cached: int = 200_000) -> None:
+    def __init__(self, name: str, columns: tuple[str, ...], key: tuple[str, ...]) -> None:
         self.name = name
         self.columns = columns
         self.key = key
@@ -294,7 +307,6 @@ class _StateTable:
         self.sql_put = f"INSERT OR REPLACE INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         self.cache: dict[Any, dict[str, Any] | None] = {}
         self.dirty: set[Any] = set()
-        self.max_cached = max_cached
 
     def get(self, conn: sqlite3.Connection, key: Any) -> dict[str, Any] | None:
         try:
@@ -321,8 +333,7 @@ class _StateTable:
                     rows.append(tuple(r[c] for c in cols))
             conn.executemany(self.sql_put, rows)
             self.dirty.clear()
-        if len(self.cache) > self.max_cached:
-            self.cache.clear()
+        self.cache.clear()
 
     def clear(self) -> None:
         self.cache.clear()
@@ -925,12 +936,17 @@ class IndexStore:
     def _connect(self, *, read_only: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # a cache of the chain: consistency, not durability
         conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=268435456")
         if read_only:
+            conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA query_only=1")
+        else:
+            # the writer inserts into many indexes keyed by hashes: a large page cache and fewer
+            # checkpoints keep catch-up from turning into random I/O
+            conn.execute("PRAGMA cache_size=-262144")
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -1232,9 +1248,9 @@ class IndexStore:
         d = int(disease) if disease is not None else 0
         return {
             "purposes": p,
-            "purpose_codes": datause.describe(p),
+            "purpose_codes": list(_describe(p)),
             "disease": d,
-            "disease_code": datause.disease_label(d),
+            "disease_code": _disease_label(d),
         }
 
     def _consent_json(self, r: Mapping[str, Any], now: int | None) -> JSON:
@@ -1393,44 +1409,73 @@ class IndexStore:
         ]
 
     def _walk(self, key: str, down: bool, max_depth: int | None, limit: int | None, offset: int) -> list[JSON]:
+        """Breadth-first over the lineage, each node expanded once (a DAG can reach a node by
+        many paths), batched ``IN`` lookups per level; stops after the level that completes the
+        requested page, since deeper nodes sort after it."""
         start, step = ("parent", "child") if down else ("child", "parent")
-        sql = f"""
-            WITH RECURSIVE walk(node, depth) AS (
-                SELECT {step}, 1 FROM lineage WHERE {start} = :root
-                UNION
-                SELECT l.{step}, w.depth + 1 FROM walk w JOIN lineage l ON l.{start} = w.node
-                WHERE w.depth < :max_depth
-            )
-            SELECT w.node, MIN(w.depth) AS depth, d.holder, d.status, d.tier, d.subject_root, d.registered_block
-            FROM walk w LEFT JOIN datasets d ON d.root = w.node
-            GROUP BY w.node ORDER BY depth, d.registered_seq, w.node LIMIT :limit OFFSET :offset
-        """
-        params = {
-            "root": key,
-            "max_depth": max_depth if max_depth is not None else 10_000,
-            "limit": _limit(limit),
-            "offset": offset,
-        }
+        want = None if limit is None else offset + min(limit, MAX_LIMIT)
+        found: dict[str, tuple[int, int]] = {}  # node -> (depth, order within the level)
+        frontier = [key]
+        depth = 0
         with self._snapshot() as c:
-            rows = c.execute(sql, params).fetchall()
-        return [
-            {
-                "content_root": r[0],
-                "depth": r[1],
-                "holder": r[2],
-                "status": STATUS_NAMES[r[3]] if r[3] is not None else None,
-                "tier": TIER_NAMES[r[4]] if r[4] is not None else None,
-                "subject_root": r[5],
-                "registered_block": r[6],
-            }
-            for r in rows
-        ]
+            while frontier and (max_depth is None or depth < max_depth):
+                depth += 1
+                level: dict[str, int] = {}
+                for i in range(0, len(frontier), 500):
+                    part = frontier[i : i + 500]
+                    rows = c.execute(
+                        f"SELECT {step}, seq FROM lineage WHERE {start} IN ({','.join('?' * len(part))})", part
+                    )
+                    for node, seq in rows:
+                        if node != key and node not in found and (node not in level or seq < level[node]):
+                            level[node] = seq
+                if not down and level:  # order parents by their own registration, not the edge's
+                    nodes = list(level)
+                    for i in range(0, len(nodes), 500):
+                        part = nodes[i : i + 500]
+                        for node, seq in c.execute(
+                            f"SELECT root, registered_seq FROM datasets WHERE root IN ({','.join('?' * len(part))})",
+                            part,
+                        ):
+                            level[node] = seq if seq is not None else level[node]
+                for node, seq in level.items():
+                    found[node] = (depth, seq)
+                frontier = list(level)
+                if want is not None and len(found) >= want:
+                    break
+            ordered = sorted(found, key=lambda n: (found[n][0], found[n][1], n))
+            page = ordered[offset:] if limit is None else ordered[offset : offset + min(limit, MAX_LIMIT)]
+            info: dict[str, tuple[Any, ...]] = {}
+            for i in range(0, len(page), 500):
+                part = page[i : i + 500]
+                for r in c.execute(
+                    "SELECT root, holder, status, tier, subject_root, registered_block FROM datasets "
+                    f"WHERE root IN ({','.join('?' * len(part))})",
+                    part,
+                ):
+                    info[r[0]] = r
+        out = []
+        for node in page:
+            r = info.get(node, (node, None, None, None, None, None))
+            out.append(
+                {
+                    "content_root": node,
+                    "depth": found[node][0],
+                    "holder": r[1],
+                    "status": STATUS_NAMES[r[2]] if r[2] is not None else None,
+                    "tier": TIER_NAMES[r[3]] if r[3] is not None else None,
+                    "subject_root": r[4],
+                    "registered_block": r[5],
+                }
+            )
+        return out
 
     def descendants_of(
         self, root: str | bytes, *, max_depth: int | None = None, limit: int | None = 1000, offset: int = 0
     ) -> list[JSON]:
         """Every dataset derived from ``root`` directly or transitively (recursive CTE over the
-        lineage), each once with its shortest distance ``depth``; nearest first."""
+        lineage), each once with its shortest distance ``depth``; nearest first, then in
+        registration order."""
         return self._walk(norm_root(root), True, max_depth, limit, offset)
 
     def ancestors_of(
@@ -1588,15 +1633,16 @@ class IndexStore:
             if who is not None:
                 cond = f" AND subject IN ({','.join('?' * len(who))})"
                 params += who
+            # a compound SELECT ordered by its first column: SQLite merges the two rowid-ordered
+            # scans and stops at the limit (no temporary sort of the whole range)
             sql = f"""
-                SELECT * FROM (
-                    SELECT {self._HISTORY_COLS}, NULL AS delegate FROM consent_history
-                    WHERE seq > ? AND seq < ?{cond}
-                    UNION ALL
-                    SELECT seq, NULL, subject, action, NULL, NULL, NULL, NULL, NULL, expiry, NULL, block, tx_hash,
-                           timestamp, delegate
-                    FROM delegate_history WHERE seq > ? AND seq < ?{cond}
-                ) ORDER BY seq LIMIT ?
+                SELECT {self._HISTORY_COLS}, NULL AS delegate FROM consent_history
+                WHERE seq > ? AND seq < ?{cond}
+                UNION ALL
+                SELECT seq, NULL, subject, action, NULL, NULL, NULL, NULL, NULL, expiry, NULL, block, tx_hash,
+                       timestamp, delegate
+                FROM delegate_history WHERE seq > ? AND seq < ?{cond}
+                ORDER BY 1 LIMIT ?
             """
             return c.execute(sql, (*params, *params, lim)).fetchall()
 
