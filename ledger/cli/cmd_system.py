@@ -19,7 +19,9 @@ relay_app = typer.Typer(help="Relayed requests queued at the service.", no_args_
 
 
 def register(app: typer.Typer) -> None:
+    app.command("up")(up)
     app.add_typer(nodes_app, name="nodes")
+    app.add_typer(nodes_app, name="node", hidden=True)  # the singular spelling works too
     app.command("deploy")(deploy)
     app.command("serve")(serve)
     app.command("status")(status)
@@ -64,6 +66,33 @@ def nodes_status() -> None:
     from ..nodes import LocalStack
 
     emit(LocalStack(state().settings(), detach=True).status(), _render_nodes)
+
+
+def up(
+    yes: bool = typer.Option(
+        False, "--yes", help="Allow deploying to a chain other than a local anvil (it costs real gas)."
+    ),
+) -> None:
+    """Everything needed to start working: the local nodes (when the settings manage them) and the
+    contracts (deployed unless the deployment record matches the chain)."""
+    from ..deployment import ensure_deployed
+    from ..nodes import LocalStack
+
+    settings = state().settings()
+    nodes: dict[str, Any] = {}
+    if settings.manage_nodes:
+        nodes = LocalStack(settings, detach=True).start().status()
+    record = ensure_deployed(settings, allow_deploy=True if yes else None)
+    body = {"nodes": nodes, "deployment_file": str(settings.deployment_path), **record.to_json()}
+
+    def render(out: Console, data: Any) -> None:
+        if data["nodes"]:
+            _render_nodes(out, data["nodes"])
+        else:
+            out.print(f"external nodes: chain {settings.rpc_url}, IPFS {settings.ipfs_api}")
+        out.print(f"[green]✓[/green] contracts on chain {data['chain_id']} (record {data['deployment_file']})")
+
+    emit(body, render)
 
 
 def deploy(

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class Cli:
     env: dict[str, str]
     data_dir: Path
     addresses: dict[str, str] = field(default_factory=dict)
+    timings: list[tuple[float, str]] = field(default_factory=list)
 
     def _env(self, extra: Mapping[str, str | None] | None) -> dict[str, str | None]:
         # clear every MEDLEDGER_* of the outer environment, then set ours
@@ -66,7 +68,9 @@ class Cli:
 
         from ledger.cli import app
 
+        started = time.monotonic()
         result = CliRunner().invoke(app, list(args), env=self._env(env))
+        self.timings.append((time.monotonic() - started, " ".join(args)))
         if expect is not None and result.exit_code != expect:
             raise AssertionError(
                 f"medledger {' '.join(args)} exited {result.exit_code}, expected {expect}\n"

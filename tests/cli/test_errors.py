@@ -259,3 +259,13 @@ def test_write_signs_locally_and_waits() -> None:
     signed = seen[1][1]["request"]
     assert typed_data.recover(typed, bytes.fromhex(signed["signature"][2:])) == actor.address
     assert bytes(actor.key).hex() not in json.dumps([b for _, b in seen])
+
+
+def test_up_with_external_nodes(cli: Cli) -> None:
+    """With manage_nodes=false `up` only checks the deployment; `nodes` refuses and says why."""
+    first = cli.json("deploy")
+    up = cli.json("up")
+    assert up["nodes"] == {} and up["contracts"] == first["contracts"]
+    refused = cli.json("nodes", "status", expect=3)
+    assert refused["error"]["type"] == "configuration"
+    assert "MEDLEDGER_MANAGE_NODES" in refused["error"]["hint"]

@@ -313,3 +313,107 @@ def test_scenario_through_the_cli(cli: Cli, parties: dict[str, str], roles_grant
     after = cli.json("verify", "lineage", agg, expect=1)
     assert after["flagged_ancestors"]["suspended"] == [fil]
     assert cli.json("datasets", "stats", fil)["uses"] == 2
+
+
+def test_versions_sharing_embargo_and_decisions(
+    cli: Cli, parties: dict[str, str], roles_granted: None, tmp_path: Path
+) -> None:
+    """The other holder, reviewer and auditor operations: versions and deprecation, sharing and
+    embargo (only the holder decides until an auditor overrides), deny, revoke, user suspension,
+    consent renewal and the end of a delegate's appointment."""
+    subjects = [parties["bob"], parties["carol"]]
+    v1_dir = tmp_path / "v1"
+    write_cohort(v1_dir, subjects, salt="versions v1")
+    common = ["--classification", "public-health-survey", "--licence", "CC-BY-4.0", "--data-use", "GRU"]
+    v1 = _ok(
+        cli.json(
+            "--key",
+            "hospital",
+            "datasets",
+            "register",
+            str(v1_dir),
+            "--title",
+            "Survey 2023",
+            "--description",
+            "Synthetic survey answers",
+            *common,
+            "--embargo-days",
+            "30",
+        )
+    )["content_root"]
+    assert cli.json("datasets", "show", v1)["record"]["embargo_end"] > 0
+
+    # under embargo the committee cannot approve; the regulator's override lets it
+    protocol = tmp_path / "protocol.txt"
+    protocol.write_text("survey protocol\n")
+    first = cli.json("--key", "researcher", "access", "request", v1, "--purpose", "GRU", "--protocol", str(protocol))
+    embargoed = cli.json(
+        "--key", "committee", "access", "approve", str(first["request_id"]), "--conditions", "ok", expect=3
+    )
+    assert "DatasetEmbargoed" in embargoed["error"]["message"] and embargoed["error"]["hint"]
+    _ok(cli.json("--key", "regulator", "access", "override-embargo", v1, "--reason", "outbreak response"))
+    _ok(cli.json("--key", "committee", "access", "approve", str(first["request_id"]), "--conditions", "ok"))
+    _ok(cli.json("--key", "committee", "access", "revoke", str(first["request_id"]), "--reason", "protocol breach"))
+    assert cli.json("access", "show", str(first["request_id"]))["status"] == "revoked"
+    second = cli.json("--key", "researcher", "access", "request", v1, "--purpose", "GRU", "--protocol", str(protocol))
+    _ok(cli.json("--key", "committee", "access", "deny", str(second["request_id"]), "--reason", "duplicate"))
+    assert cli.json("access", "show", str(second["request_id"]))["status"] == "denied"
+
+    # a suspended user files no request until reinstated
+    _ok(cli.json("--key", "regulator", "audit", "suspend-user", "researcher", "--reason", "audit"))
+    assert cli.json("roles", "show", "researcher")["suspended"] is True
+    blocked = cli.run(
+        "--key", "researcher", "access", "request", v1, "--purpose", "GRU", "--protocol", str(protocol), expect=3
+    )
+    assert "UserSuspended" in blocked.stderr
+    _ok(cli.json("--key", "regulator", "audit", "reinstate-user", "researcher"))
+
+    # a new version, the old one deprecated in its favour; sharing changed; the old one retracted
+    v2_dir = tmp_path / "v2"
+    write_cohort(v2_dir, subjects, salt="versions v2")
+    v2 = _ok(
+        cli.json(
+            "--key",
+            "hospital",
+            "datasets",
+            "register",
+            str(v2_dir),
+            "--parent",
+            v1,
+            "--activity",
+            "revision",
+            "--title",
+            "Survey 2023, corrected",
+            "--description",
+            "Corrected answers",
+            *common,
+        )
+    )["content_root"]
+    _ok(cli.json("--key", "hospital", "datasets", "deprecate", v1, "--successor", v2))
+    assert cli.json("datasets", "version", v1) == {
+        "dataset": v1,
+        "status": "deprecated",
+        "successors": [v2],
+        "predecessors": [],
+        "latest": v2,
+    }
+    assert cli.json("datasets", "version", v2)["predecessors"] == [v1]
+    _ok(cli.json("--key", "hospital", "datasets", "sharing", v2, "--tier", "registered"))
+    assert cli.json("datasets", "show", v2)["record"]["tier"] == "registered"
+    lineage = cli.json("verify", "lineage", v2)
+    assert lineage["ok"] is True and lineage["flagged_ancestors"]["deprecated"] == [v1]
+    # only the holder changes its datasets
+    assert "NotDatasetHolder" in cli.run("--key", "researcher", "datasets", "retract", v2, expect=3).stderr
+    _ok(cli.json("--key", "hospital", "datasets", "retract", v1, "--reason", "superseded and withdrawn"))
+    assert cli.json("verify", "dataset", v1, expect=1)["failures"][0]["reason"] == "retracted"
+
+    # consent renewal; a delegate whose appointment ended can no longer act
+    _ok(cli.json("--key", "bob", "consent", "grant", "--dataset", v2, "--purpose", "GRU", "--expiry-days", "10"))
+    renewed = _ok(cli.json("--key", "bob", "consent", "renew", "--dataset", v2, "--expiry-days", "400"))
+    assert renewed["message"]["expiry"] > renewed["block"]
+    _ok(cli.json("--key", "carol", "consent", "delegate", "guardian", "--expiry-days", "30"))
+    _ok(cli.json("--key", "carol", "consent", "revoke-delegate", "guardian"))
+    late = cli.json(
+        "--key", "guardian", "consent", "grant", "--subject", "carol", "--dataset", v2, "--purpose", "GRU", expect=3
+    )
+    assert late["error"]["type"] in ("access-denied", "invalid-signature")
