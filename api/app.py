@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         own = state is None
         st = state if state is not None else build_state(settings or load_settings())
         app.state.ledger_state = st
+        # Long-lived startup objects (ABIs, web3, pydantic models) out of the GC's sight: full
+        # collections then cost ~1 ms instead of ~15 ms, which showed in query p99s.
+        gc.freeze()
         try:
             yield
         finally:
