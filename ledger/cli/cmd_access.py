@@ -27,12 +27,15 @@ def _purpose(category: str, attributes: list[str] | None, disease: str | None) -
 
 @access_app.command("request")
 def request(
-    dataset: str = typer.Argument(..., parser=root_arg, help="Content root of a controlled dataset."),
+    dataset: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root of a controlled dataset."),
     purpose: Category = typer.Option(..., "--purpose", case_sensitive=False, help=PURPOSE_HELP),
     attribute: list[str] | None = typer.Option(None, "--attribute", help=ATTRIBUTE_HELP),
     disease: str | None = typer.Option(None, "--disease", help="MONDO code, for DS."),
     protocol: Path | None = typer.Option(
-        None, "--protocol", metavar="FILE", help="The research protocol: its sha256 is recorded (and it is pinned)."
+        None,
+        "--protocol",
+        metavar="FILE",
+        help="The research protocol: its sha256 is recorded (pinned on IPFS too when sending directly).",
     ),
     protocol_digest: str | None = typer.Option(
         None, "--protocol-digest", metavar="0x..", help="The protocol's digest, if it is stored elsewhere."
@@ -99,7 +102,7 @@ def revoke(
 
 @access_app.command("override-embargo")
 def override_embargo(
-    dataset: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    dataset: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     reason: str = typer.Option(..., "--reason", help="The public-interest reason (kept off chain; sha256 recorded)."),
 ) -> None:
     """Lift a dataset's embargo for a declared public-interest reason (signed by an auditor, --key)."""
@@ -125,7 +128,7 @@ def show(request_id: int = typer.Argument(..., min=1, help="The request id.")) -
 
 @use_app.command("record")
 def record(
-    dataset: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    dataset: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     purpose: Category = typer.Option(..., "--purpose", case_sensitive=False, help=PURPOSE_HELP),
     attribute: list[str] | None = typer.Option(None, "--attribute", help=ATTRIBUTE_HELP),
     disease: str | None = typer.Option(None, "--disease", help="MONDO code, for DS."),

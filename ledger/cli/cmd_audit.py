@@ -17,7 +17,7 @@ app = typer.Typer(help="Auditor: suspend and reinstate datasets and users; audit
 
 @app.command("suspend-dataset")
 def suspend_dataset(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     reason: str | None = typer.Option(None, "--reason", help="Reason (kept off chain; its sha256 is recorded)."),
 ) -> None:
     """Suspend a dataset: no approvals, no uses until reinstated (signed by an auditor, --key)."""
@@ -27,7 +27,7 @@ def suspend_dataset(
 
 
 @app.command("reinstate-dataset")
-def reinstate_dataset(root: str = typer.Argument(..., parser=root_arg, help="Content root.")) -> None:
+def reinstate_dataset(root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root.")) -> None:
     """Lift a dataset's suspension (signed by an auditor, --key)."""
     st = state()
     done(f"dataset {root} reinstated", st.backend().reinstate_dataset(st.actor(), root))
@@ -35,7 +35,7 @@ def reinstate_dataset(root: str = typer.Argument(..., parser=root_arg, help="Con
 
 @app.command("suspend-user")
 def suspend_user(
-    user: str = typer.Argument(..., parser=address_arg, help="The user: address or alias."),
+    user: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="The user: address or alias."),
     reason: str | None = typer.Option(None, "--reason", help="Reason (kept off chain; its sha256 is recorded)."),
 ) -> None:
     """Suspend a user: no requests, approvals or uses until reinstated (signed by an auditor)."""
@@ -44,7 +44,9 @@ def suspend_user(
 
 
 @app.command("reinstate-user")
-def reinstate_user(user: str = typer.Argument(..., parser=address_arg, help="The user: address or alias.")) -> None:
+def reinstate_user(
+    user: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="The user: address or alias."),
+) -> None:
     """Lift a user's suspension (signed by an auditor, --key)."""
     st = state()
     done(f"user {user} reinstated", st.backend().reinstate_user(st.actor(), user))
@@ -76,7 +78,7 @@ def _render_trail(out: Console, data: Any) -> None:
 
 @app.command("dataset-trail")
 def dataset_trail(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     limit: int = typer.Option(500, "--limit", min=1, max=10_000, help="At most this many events."),
     after: int | None = typer.Option(None, "--after", min=0, help="Cursor: the next_cursor of the previous page."),
 ) -> None:
@@ -87,7 +89,7 @@ def dataset_trail(
 
 @app.command("user-trail")
 def user_trail(
-    address: str = typer.Argument(..., parser=address_arg, help="Address or alias."),
+    address: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="Address or alias."),
     limit: int = typer.Option(500, "--limit", min=1, max=10_000, help="At most this many events."),
     after: int | None = typer.Option(None, "--after", min=0, help="Cursor: the next_cursor of the previous page."),
 ) -> None:
@@ -112,7 +114,9 @@ def _subject_lists(values: list[str] | None) -> dict[str, list[str]]:
 
 @app.command("withdrawal-impact")
 def withdrawal_impact(
-    subject: str = typer.Argument(..., parser=address_arg, help="The subject who withdrew: address or alias."),
+    subject: str = typer.Argument(
+        ..., parser=address_arg, metavar="ADDRESS", help="The subject who withdrew: address or alias."
+    ),
     subjects: list[str] | None = typer.Option(
         None,
         "--subjects",

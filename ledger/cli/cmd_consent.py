@@ -34,6 +34,13 @@ def _scope(holder: str | None, dataset: str | None) -> ConsentScope:
     return ConsentScope.dataset(dataset)
 
 
+def _scope_text(scope: Any) -> str:
+    """``{"kind": "holder", "holder": "0x.."}`` -> ``holder 0x..`` (for tables)."""
+    if isinstance(scope, dict) and scope.get("kind") in ("holder", "dataset"):
+        return f"{scope['kind']} {scope.get(scope['kind'])}"
+    return str(scope)
+
+
 def _describe(scope: ConsentScope) -> str:
     if scope.holder_address is not None:
         return f"every dataset of {scope.holder_address}"
@@ -47,12 +54,12 @@ def grant(
         "--purpose",
         help="DUO codes: NRES, GRU, HMB, DS (with --disease), POA and modifiers NCU, IRB...; repeatable.",
     ),
-    holder: str | None = typer.Option(None, "--holder", parser=address_arg, help=HOLDER_HELP),
-    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, help=DATASET_HELP),
+    holder: str | None = typer.Option(None, "--holder", parser=address_arg, metavar="ADDRESS", help=HOLDER_HELP),
+    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, metavar="ROOT", help=DATASET_HELP),
     disease: str | None = typer.Option(None, "--disease", help="MONDO code, for DS (disease-specific research)."),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help=GRANTEE_HELP),
+    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, metavar="ADDRESS", help=GRANTEE_HELP),
     expiry_days: float = typer.Option(365.0, "--expiry-days", help="Consent expires after this many days."),
-    subject: str | None = typer.Option(None, "--subject", parser=address_arg, help=SUBJECT_HELP),
+    subject: str | None = typer.Option(None, "--subject", parser=address_arg, metavar="ADDRESS", help=SUBJECT_HELP),
 ) -> None:
     """Give consent for purposes, to one holder's datasets or one dataset (signed by --key)."""
     st = state()
@@ -75,11 +82,11 @@ def grant(
 
 @app.command("renew")
 def renew(
-    holder: str | None = typer.Option(None, "--holder", parser=address_arg, help=HOLDER_HELP),
-    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, help=DATASET_HELP),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help=GRANTEE_HELP),
+    holder: str | None = typer.Option(None, "--holder", parser=address_arg, metavar="ADDRESS", help=HOLDER_HELP),
+    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, metavar="ROOT", help=DATASET_HELP),
+    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, metavar="ADDRESS", help=GRANTEE_HELP),
     expiry_days: float = typer.Option(365.0, "--expiry-days", help="New expiry, in days from now."),
-    subject: str | None = typer.Option(None, "--subject", parser=address_arg, help=SUBJECT_HELP),
+    subject: str | None = typer.Option(None, "--subject", parser=address_arg, metavar="ADDRESS", help=SUBJECT_HELP),
 ) -> None:
     """Extend a consent's expiry (signed by --key)."""
     st = state()
@@ -98,10 +105,10 @@ def renew(
 
 @app.command("withdraw")
 def withdraw(
-    holder: str | None = typer.Option(None, "--holder", parser=address_arg, help=HOLDER_HELP),
-    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, help=DATASET_HELP),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help=GRANTEE_HELP),
-    subject: str | None = typer.Option(None, "--subject", parser=address_arg, help=SUBJECT_HELP),
+    holder: str | None = typer.Option(None, "--holder", parser=address_arg, metavar="ADDRESS", help=HOLDER_HELP),
+    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, metavar="ROOT", help=DATASET_HELP),
+    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, metavar="ADDRESS", help=GRANTEE_HELP),
+    subject: str | None = typer.Option(None, "--subject", parser=address_arg, metavar="ADDRESS", help=SUBJECT_HELP),
 ) -> None:
     """Withdraw a consent, effective from its block on (signed by --key). Nobody can block it."""
     st = state()
@@ -113,7 +120,9 @@ def withdraw(
 
 @app.command("delegate")
 def delegate(
-    delegate_address: str = typer.Argument(..., parser=address_arg, help="The delegate (guardian): address or alias."),
+    delegate_address: str = typer.Argument(
+        ..., parser=address_arg, metavar="ADDRESS", help="The delegate (guardian): address or alias."
+    ),
     expiry_days: float = typer.Option(365.0, "--expiry-days", help="The appointment ends after this many days."),
 ) -> None:
     """Appoint a delegate who may give and withdraw consent for the signer (--key)."""
@@ -127,7 +136,9 @@ def delegate(
 
 @app.command("revoke-delegate")
 def revoke_delegate(
-    delegate_address: str = typer.Argument(..., parser=address_arg, help="The delegate: address or alias."),
+    delegate_address: str = typer.Argument(
+        ..., parser=address_arg, metavar="ADDRESS", help="The delegate: address or alias."
+    ),
 ) -> None:
     """End a delegate's appointment (signed by the subject, --key)."""
     st = state()
@@ -138,14 +149,16 @@ def revoke_delegate(
 
 @app.command("check")
 def check(
-    subject: str = typer.Argument(..., parser=address_arg, help="The subject: address or alias."),
-    dataset: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    subject: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="The subject: address or alias."),
+    dataset: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     purpose: Category = typer.Option("HMB", "--purpose", case_sensitive=False, help="Use category."),
     attribute: list[str] | None = typer.Option(
         None, "--attribute", help="Use attributes: commercial, ethics-approved, publishes, genetic...; repeatable."
     ),
     disease: str | None = typer.Option(None, "--disease", help="MONDO code, for DS."),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help="The user who would use it."),
+    grantee: str | None = typer.Option(
+        None, "--grantee", parser=address_arg, metavar="ADDRESS", help="The user who would use it."
+    ),
 ) -> None:
     """Is the subject's consent in force for this dataset and purpose now? Exit code 1 if not."""
     body = state().backend().consent_check(subject, dataset, purpose, split_terms(attribute), disease, grantee)
@@ -161,7 +174,7 @@ def check(
 
 @app.command("list")
 def list_consents(
-    subject: str = typer.Argument(..., parser=address_arg, help="The subject: address or alias."),
+    subject: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="The subject: address or alias."),
 ) -> None:
     """A subject's consents with their current status and history, and its delegates."""
     body = state().backend().consents(subject)
@@ -174,7 +187,7 @@ def list_consents(
             shown = [
                 {
                     "consent id": r.get("consent_id"),
-                    "scope": r.get("scope"),
+                    "scope": _scope_text(r.get("scope")),
                     "purposes": ", ".join(r.get("purpose_codes") or []) or None,
                     "status": r.get("status"),
                     "expiry": r.get("expiry"),
@@ -192,10 +205,14 @@ def list_consents(
 
 @app.command("fhir")
 def fhir(
-    subject: str = typer.Option(..., "--subject", parser=address_arg, help="The subject: address or alias."),
-    holder: str | None = typer.Option(None, "--holder", parser=address_arg, help="Scope: the holder."),
-    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, help="Scope: the dataset."),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help=GRANTEE_HELP),
+    subject: str = typer.Option(
+        ..., "--subject", parser=address_arg, metavar="ADDRESS", help="The subject: address or alias."
+    ),
+    holder: str | None = typer.Option(
+        None, "--holder", parser=address_arg, metavar="ADDRESS", help="Scope: the holder."
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", parser=root_arg, metavar="ROOT", help="Scope: the dataset."),
+    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, metavar="ADDRESS", help=GRANTEE_HELP),
 ) -> None:
     """A consent as an HL7 FHIR R5 Consent resource (JSON)."""
     from ._state import print_json

@@ -53,12 +53,14 @@ def _render_coverage(out: Console, data: Any) -> None:
 
 @app.command("compute")
 def compute(
-    dataset: str = typer.Argument(..., parser=root_arg, help="Content root of the cohort dataset."),
+    dataset: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root of the cohort dataset."),
     subjects: Path = typer.Option(..., "--subjects", metavar="FILE", help="The dataset's subject list."),
     purpose: Category = typer.Option(..., "--purpose", case_sensitive=False, help="Use category."),
     attribute: list[str] | None = typer.Option(None, "--attribute", help="Use attributes; repeatable."),
     disease: str | None = typer.Option(None, "--disease", help="MONDO code, for DS."),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help="Also count consents to this user."),
+    grantee: str | None = typer.Option(
+        None, "--grantee", parser=address_arg, metavar="ADDRESS", help="Also count consents to this user."
+    ),
     block: int | None = typer.Option(None, "--block", min=0, help="At this block (default: latest)."),
 ) -> None:
     """Which of the subjects have consent in force for the purpose, as the consent registry
@@ -79,7 +81,9 @@ def compute(
 
 @app.command("filter")
 def filter_(
-    dataset: str = typer.Argument(..., parser=root_arg, help="Content root of the cohort dataset (the parent)."),
+    dataset: str = typer.Argument(
+        ..., parser=root_arg, metavar="ROOT", help="Content root of the cohort dataset (the parent)."
+    ),
     folder: Path = typer.Argument(..., help="The filtered data: files of the covered subjects only."),
     subjects: Path = typer.Option(..., "--subjects", metavar="FILE", help="The parent's full subject list."),
     purpose: Category = typer.Option(..., "--purpose", case_sensitive=False, help="Use category."),
@@ -89,7 +93,9 @@ def filter_(
     description: str = typer.Option(..., "--description", help="Description (public)."),
     licence: str = typer.Option(..., "--licence", "--license", help="SPDX id."),
     data_use: list[str] = typer.Option(..., "--data-use", help="DUO codes or ids; repeatable."),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help="Also count consents to this user."),
+    grantee: str | None = typer.Option(
+        None, "--grantee", parser=address_arg, metavar="ADDRESS", help="Also count consents to this user."
+    ),
     block: int | None = typer.Option(None, "--block", min=0, help="At this block (default: latest)."),
     covered_out: Path | None = typer.Option(
         None, "--covered-out", metavar="FILE", help="Write the covered subjects here (the filter's subject list)."
@@ -142,12 +148,16 @@ def filter_(
 
 @app.command("recheck")
 def recheck(
-    filter_root: str = typer.Argument(..., parser=root_arg, help="Content root of the consent-filtered dataset."),
+    filter_root: str = typer.Argument(
+        ..., parser=root_arg, metavar="ROOT", help="Content root of the consent-filtered dataset."
+    ),
     subjects: Path = typer.Option(..., "--subjects", metavar="FILE", help="The parent's full subject list."),
     filter_subjects: Path | None = typer.Option(
         None, "--filter-subjects", metavar="FILE", help="The filter's own subject list, to name any differences."
     ),
-    grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, help="The filter's grantee, if any."),
+    grantee: str | None = typer.Option(
+        None, "--grantee", parser=address_arg, metavar="ADDRESS", help="The filter's grantee, if any."
+    ),
 ) -> None:
     """Recompute a registered consent filter from the chain's consent history at its block and
     compare with its subject root. Exit code 1 if it does not match."""

@@ -78,7 +78,11 @@ def register(
     disease: list[str] | None = typer.Option(None, "--disease", help="MONDO disease codes (MONDO:0005148)."),
     keyword: list[str] | None = typer.Option(None, "--keyword", help="Keywords; repeatable."),
     parent: list[str] | None = typer.Option(
-        None, "--parent", parser=root_arg, help="Content root of a parent dataset (derived data); repeatable."
+        None,
+        "--parent",
+        parser=root_arg,
+        metavar="ROOT",
+        help="Content root of a parent dataset (derived data); repeatable.",
     ),
     activity: ActivityName | None = typer.Option(
         None, "--activity", case_sensitive=False, help="What produced the data (required with --parent)."
@@ -184,13 +188,13 @@ def _render_dataset(out: Console, data: Any) -> None:
 
 
 @app.command("show")
-def show(root: str = typer.Argument(..., parser=root_arg, help="Content root.")) -> None:
+def show(root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root.")) -> None:
     """A dataset's chain record and its metadata document from IPFS."""
     emit(state().backend().dataset(root), _render_dataset)
 
 
 @app.command("version")
-def version(root: str = typer.Argument(..., parser=root_arg, help="Content root.")) -> None:
+def version(root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root.")) -> None:
     """A dataset's version chain: the versions it superseded, its successors and the latest."""
 
     def render(out: Console, data: Any) -> None:
@@ -203,14 +207,14 @@ def version(root: str = typer.Argument(..., parser=root_arg, help="Content root.
 
 
 @app.command("stats")
-def stats(root: str = typer.Argument(..., parser=root_arg, help="Content root.")) -> None:
+def stats(root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root.")) -> None:
     """Uses, distinct users and derived datasets: the holder's credit."""
     emit(state().backend().stats(root))
 
 
 @app.command("sharing")
 def sharing(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     tier: TierName = typer.Option(..., "--tier", case_sensitive=False, help="New sharing tier."),
     embargo_days: float | None = typer.Option(None, "--embargo-days", help="Embargo from now (default: none)."),
 ) -> None:
@@ -223,8 +227,10 @@ def sharing(
 
 @app.command("deprecate")
 def deprecate(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root of the old version."),
-    successor: str = typer.Option(..., "--successor", parser=root_arg, help="Content root of the newer version."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root of the old version."),
+    successor: str = typer.Option(
+        ..., "--successor", parser=root_arg, metavar="ROOT", help="Content root of the newer version."
+    ),
 ) -> None:
     """Mark a dataset as superseded by a newer registered version (signed by its holder)."""
     st = state()
@@ -234,7 +240,7 @@ def deprecate(
 
 @app.command("retract")
 def retract(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     reason: str | None = typer.Option(None, "--reason", help="Reason (kept off chain; its sha256 is recorded)."),
 ) -> None:
     """Retract a dataset, for good (signed by its holder)."""

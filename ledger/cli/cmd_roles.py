@@ -16,7 +16,9 @@ app = typer.Typer(help="Roles (holder, reviewer, user, auditor, admin), granted 
 @app.command("grant")
 def grant(
     role: RoleName = typer.Argument(..., case_sensitive=False, help="holder, reviewer, user, auditor or admin."),
-    account: str = typer.Argument(..., parser=address_arg, help="Address (or keystore alias) to grant it to."),
+    account: str = typer.Argument(
+        ..., parser=address_arg, metavar="ADDRESS", help="Address (or keystore alias) to grant it to."
+    ),
 ) -> None:
     """Grant a role (signed by an admin: --key)."""
     st = state()
@@ -27,7 +29,9 @@ def grant(
 @app.command("revoke")
 def revoke(
     role: RoleName = typer.Argument(..., case_sensitive=False, help="holder, reviewer, user, auditor or admin."),
-    account: str = typer.Argument(..., parser=address_arg, help="Address (or keystore alias) to revoke it from."),
+    account: str = typer.Argument(
+        ..., parser=address_arg, metavar="ADDRESS", help="Address (or keystore alias) to revoke it from."
+    ),
 ) -> None:
     """Revoke a role (signed by an admin: --key)."""
     st = state()
@@ -36,7 +40,9 @@ def revoke(
 
 
 @app.command("show")
-def show(account: str = typer.Argument(..., parser=address_arg, help="Address or keystore alias.")) -> None:
+def show(
+    account: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="Address or keystore alias."),
+) -> None:
     """The roles an account holds (read from the chain)."""
     ledger = state().ledger()
     body = {"account": account, "roles": ledger.roles_of(account), "suspended": ledger.is_user_suspended(account)}

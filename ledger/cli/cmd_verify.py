@@ -62,7 +62,7 @@ def _verify_local_dataset(root: str, files: Path) -> dict[str, Any]:
 
 @verify_app.command("dataset")
 def dataset(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root."),
     files: Path | None = typer.Option(
         None, "--files", metavar="FOLDER", help="Also check these files against the registered entries."
     ),
@@ -81,7 +81,11 @@ def dataset(
 def file(
     path: Path = typer.Argument(..., help="The file to check."),
     dataset: list[str] | None = typer.Option(
-        None, "--dataset", parser=root_arg, help="Candidate dataset (repeatable); default: every registered dataset."
+        None,
+        "--dataset",
+        parser=root_arg,
+        metavar="ROOT",
+        help="Candidate dataset (repeatable); default: every registered dataset.",
     ),
 ) -> None:
     """Is this file part of a registered dataset? Hashes it here (the file is never sent), finds
@@ -141,7 +145,7 @@ def _lineage_report(root: str, files: Path | None) -> dict[str, Any]:
 
 @verify_app.command("lineage")
 def lineage(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root of the dataset."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root of the dataset."),
     files: Path | None = typer.Option(None, "--files", metavar="FOLDER", help="Also check the dataset's own files."),
 ) -> None:
     """Verify a dataset and every ancestor; report each node, and ancestors that are suspended,
@@ -199,7 +203,7 @@ def _write_document(document: Any, output: Path | None, what: str) -> None:
 
 @export_app.command("prov")
 def prov(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root of the dataset."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root of the dataset."),
     output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to FILE (default: stdout)."),
 ) -> None:
     """The lineage as a W3C PROV-JSON document (entities, activities, agents and their relations)."""
@@ -210,7 +214,7 @@ def prov(
 
 @export_app.command("openlineage")
 def openlineage(
-    root: str = typer.Argument(..., parser=root_arg, help="Content root of the dataset."),
+    root: str = typer.Argument(..., parser=root_arg, metavar="ROOT", help="Content root of the dataset."),
     output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to FILE (default: stdout)."),
 ) -> None:
     """The lineage as OpenLineage run events (a JSON array, parents before children)."""
