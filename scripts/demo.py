@@ -501,7 +501,7 @@ class Scenario:
             guardian_subject=c.minor.address,
             withdrawing_subject=c.withdrawing_subject().address,
         )
-        if cohort_exists and progress.get("refused_use") is not None:
+        if cohort_exists and (progress.get("refused_use") is not None or self._completed_on_chain(result)):
             result.already_loaded = True
             self._fill_from_progress(result, progress)
             self.log("demo data already loaded: nothing to do (delete the data dir to start over)")
@@ -526,9 +526,22 @@ class Scenario:
         (self.work_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2))
         return result
 
+    def _completed_on_chain(self, result: DemoResult) -> bool:
+        """The last write of the scenario (the suspension) is on chain, though this work dir does
+        not remember it (another work dir, or its progress file was removed)."""
+        try:
+            status = self.service.get(f"/datasets/{result.filter_root}")["record"].get("status")
+        except ServiceProblem as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return status == "suspended" and self.service.exists(f"/datasets/{result.derived_root}")
+
     def _fill_from_progress(self, result: DemoResult, progress: Progress) -> None:
         result.filter_block = (progress.get("filter") or {}).get("block")
         result.request_id = (progress.get("access_request") or {}).get("request_id")
+        if result.request_id is None:
+            result.request_id = self._find_request(result.filter_root)
         result.tickets = {k: v for k, v in progress.steps.items() if isinstance(v, dict) and "tx_hash" in v}
         result.refusal = progress.get("refused_use")
         result.impact = progress.get("impact")
@@ -622,6 +635,8 @@ class Scenario:
                 "no consent" if kind == "none" else f"{'+'.join(terms)}{' ' + disease if disease else ''}, {scope}-wide"
             )
             self.say(f"{count:4} x {what}")
+        if progress.get("consents") is None and self.service.exists(f"/datasets/{result.filter_root}"):
+            progress.put("consents", {"given": len(givers)})  # the filter was computed from them
         if progress.get("consents") is not None:
             self.say("already given")
             return
@@ -727,6 +742,19 @@ class Scenario:
                 break
             time.sleep(0.2)
         return _request_id_from_receipt(self.rpc_url, tx, researcher)
+
+    def _find_request(self, dataset: str) -> int | None:
+        """The researcher's access request for ``dataset``, from the indexer's trail (None if the
+        indexer does not answer)."""
+        try:
+            trail = self.service.get(f"/audit/users/{self.actors.researcher.address}", params={"limit": 1000})
+        except ServiceProblem:
+            return None
+        for item in trail.get("items", []):
+            args = item.get("args") or {}
+            if item.get("event") == "AccessRequested" and str(args.get("dataset", "")).lower() == dataset.lower():
+                return int(args["requestId"])
+        return None
 
     def _access_request(self, progress: Progress, result: DemoResult) -> None:
         self.step("The researcher requests access to the filtered dataset")
@@ -981,7 +1009,7 @@ def _find_request_id(trail: Any, tx_hash: str) -> int | None:
         item = stack.pop()
         if isinstance(item, dict):
             tx = str(item.get("tx_hash") or item.get("transaction_hash") or "").lower()
-            if tx == tx_hash:
+            if tx == tx_hash and item.get("event", "AccessRequested") == "AccessRequested":
                 for key in ("request_id", "requestId"):
                     if item.get(key) is not None:
                         return int(item[key])

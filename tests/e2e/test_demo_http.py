@@ -303,3 +303,15 @@ def test_running_again_changes_nothing(run: Any, service: ServiceProcess, admin_
     assert again.request_id == run.request_id
     assert chain.client.w3.eth.block_number == head
     assert any("already loaded" in line for line in lines)
+
+
+def test_another_client_finds_the_demo_on_chain(
+    run: Any, service: ServiceProcess, admin_key: str, chain: Ledger, tmp_path: Path
+) -> None:
+    """Without the first run's progress file (another machine, or the file deleted) the demo still
+    recognises its data on chain and writes nothing."""
+    head = chain.client.w3.eth.block_number
+    again = demo.run_scenario(service.url, admin_key, tmp_path / "elsewhere", log=lambda _: None)
+    assert again.already_loaded
+    assert again.request_id == run.request_id  # found in the indexer's trail of the researcher
+    assert chain.client.w3.eth.block_number == head
