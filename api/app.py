@@ -18,7 +18,7 @@ from ledger.operations import Ledger
 from ledger.relay_queue import RelayQueue
 
 from . import problems
-from .routers import audit, consents, datasets, health, lineage, relay, verification, writes
+from .routers import audit, consents, datasets, health, lineage, reads, relay, verification, writes
 from .state import AppState
 
 log = logging.getLogger("medledger.api")
@@ -87,6 +87,6 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     problems.install(app)
     if state is not None:
         app.state.ledger_state = state
-    for module in (health, relay, datasets, consents, writes, lineage, verification, audit):
+    for module in (health, relay, datasets, consents, writes, reads, lineage, verification, audit):
         app.include_router(module.router)
     return app

@@ -50,6 +50,7 @@ class Ticket(BaseModel):
     tx_hash: str | None = None
     block: int | None = None
     error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = Field(None, description="what the write created: request_id, content_root")
 
 
 class PrepareIn(Model):
@@ -135,6 +136,26 @@ class ImpactIn(Model):
     """The holders' subject lists (off chain) to check a withdrawal against."""
 
     subject_lists: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
+
+
+class CoverageIn(Model):
+    """A holder's subject list and a purpose: which subjects' consent covers it at a block."""
+
+    dataset: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    subjects: list[str] = Field(min_length=1, max_length=100_000)
+    category: Literal["GRU", "HMB", "DS", "POA"] = "HMB"
+    attributes: list[str] = Field(default_factory=list, max_length=8)
+    disease: str | None = Field(None, max_length=20)
+    grantee: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    block: int | None = Field(None, ge=0, lt=2**63)
+
+
+class RecheckIn(Model):
+    """Recheck a registered consent filter against the chain's consent history."""
+
+    subjects: list[str] = Field(min_length=1, max_length=100_000, description="the parent's full subject list")
+    filter_subjects: list[str] | None = Field(None, max_length=100_000)
+    grantee: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
 
 
 class AnyJson(BaseModel):

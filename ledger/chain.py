@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -68,16 +69,36 @@ def abi_hash(abi: list[dict[str, Any]]) -> str:
 
 
 def load_artifacts(artifacts_dir: Path) -> dict[str, Artifact]:
-    """Read the compiled contracts (brownie build output)."""
-    out: dict[str, Artifact] = {}
-    for name in CONTRACT_NAMES:
-        path = artifacts_dir / f"{name}.json"
+    """Read the compiled contracts (brownie build output). The full artifacts are ~6 MB of JSON
+    (sources, ASTs, source maps); what the library needs is kept in a small cache beside them,
+    rebuilt whenever an artifact is newer."""
+    paths = {name: artifacts_dir / f"{name}.json" for name in CONTRACT_NAMES}
+    for path in paths.values():
         if not path.exists():
             raise ConfigurationError(
                 f"contract artifact {path} is missing", hint="run scripts/bootstrap.sh (it compiles the contracts)"
             )
+    cache = artifacts_dir.parent / "medledger-artifacts.json"
+    newest = max(p.stat().st_mtime for p in paths.values())
+    try:
+        if cache.exists() and cache.stat().st_mtime >= newest:
+            data = json.loads(cache.read_text())
+            if set(data) == set(CONTRACT_NAMES):
+                return {n: Artifact(n, d["abi"], d["bytecode"], d["compiler"]) for n, d in data.items()}
+    except (OSError, ValueError, KeyError):
+        pass  # rebuild the cache below
+    out: dict[str, Artifact] = {}
+    for name, path in paths.items():
         data = json.loads(path.read_text())
         out[name] = Artifact(name, data["abi"], data["bytecode"], data["compiler"]["version"])
+    try:
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({n: {"abi": a.abi, "bytecode": a.bytecode, "compiler": a.compiler} for n, a in out.items()})
+        )
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only checkout still works, only slower
     return out
 
 

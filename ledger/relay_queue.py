@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS relay_requests (
     tx_hash TEXT,
     block INTEGER,
     error TEXT,
+    result TEXT,                     -- what the write created (request id, content root), JSON
     created REAL NOT NULL,
     updated REAL NOT NULL,
     UNIQUE(kind, signer, nonce)
@@ -63,6 +64,7 @@ class Ticket:
     tx_hash: str | None = None
     block: int | None = None
     error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class Ticket:
             "tx_hash": self.tx_hash,
             "block": self.block,
             "error": self.error,
+            "result": self.result,
         }
 
 
@@ -109,6 +112,9 @@ class RelayQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(relay_requests)")}
+        if "result" not in columns:  # queues created before results were recorded
+            self._db.execute("ALTER TABLE relay_requests ADD COLUMN result TEXT")
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -117,19 +123,26 @@ class RelayQueue:
 
     # ------------------------------------------------------------------ accepting
 
-    def _queued_count(self, signer: str) -> int:
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM relay_requests"
-            " WHERE kind='forward' AND signer=? AND status IN ('queued','submitting')",
+    def _nonces_ahead(self, signer: str, chain_nonce: int) -> list[int]:
+        """Nonces of this signer's requests not yet executed: queued or being submitted, at or
+        above the chain's nonce (a row still marked submitting whose batch already mined is not)."""
+        rows = self._db.execute(
+            "SELECT nonce FROM relay_requests WHERE kind='forward' AND signer=? AND status IN ('queued','submitting')",
             (signer,),
-        ).fetchone()
-        return int(row[0])
+        ).fetchall()
+        return sorted(n for n in (int(r[0]) for r in rows) if n >= chain_nonce)
+
+    def _expected_nonce(self, signer: str) -> tuple[int, bool]:
+        """The nonce the signer's next request must carry, and whether earlier ones are pending."""
+        chain = self.relayer.chain_nonce(signer)
+        ahead = self._nonces_ahead(signer, chain)
+        return (ahead[-1] + 1 if ahead else chain), bool(ahead)
 
     def next_nonce(self, signer: str) -> int:
         """The forward-request nonce the signer's next request must carry (chain + queued)."""
         signer = to_checksum_address(signer)
         with self._lock:
-            return self.relayer.chain_nonce(signer) + self._queued_count(signer)
+            return self._expected_nonce(signer)[0]
 
     def _existing(self, kind: str, signer: str, nonce: int, payload: str) -> Ticket | None:
         row = self._db.execute(
@@ -152,11 +165,10 @@ class RelayQueue:
             existing = self._existing("forward", signer, req.nonce, payload)
             if existing is not None:
                 return existing
-            ahead = self._queued_count(signer)
-            expected = self.relayer.chain_nonce(signer) + ahead
+            expected, pending = self._expected_nonce(signer)
             # With earlier requests of this signer still queued, the chain state this one depends on
             # does not exist yet: check signature and nonce now, the outcome comes with the batch.
-            self.relayer.check(req, expected_nonce=expected, simulate=ahead == 0)
+            self.relayer.check(req, expected_nonce=expected, simulate=not pending)
             return self._insert("forward", 1, signer, req.nonce, payload, pins or [])
 
     def submit_consent(self, sc: SignedConsent, *, pins: list[str] | None = None) -> Ticket:
@@ -189,14 +201,14 @@ class RelayQueue:
 
     def get(self, ticket_id: str) -> Ticket:
         row = self._db.execute(
-            "SELECT id, status, kind, signer, nonce, tx_hash, block, error FROM relay_requests WHERE id=?",
+            "SELECT id, status, kind, signer, nonce, tx_hash, block, error, result FROM relay_requests WHERE id=?",
             (ticket_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no relayed request {ticket_id}", hint="use the id returned when the request was queued")
-        return Ticket(
-            row[0], row[1], row[2], row[3], int(row[4]), row[5], row[6], json.loads(row[7]) if row[7] else None
-        )
+        error = json.loads(row[7]) if row[7] else None
+        result = json.loads(row[8]) if row[8] else None
+        return Ticket(row[0], row[1], row[2], row[3], int(row[4]), row[5], row[6], error, result)
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM relay_requests GROUP BY status").fetchall()
@@ -236,15 +248,16 @@ class RelayQueue:
                 [(tx_hash, now, i) for i in ids],
             )
 
-    def _settle(self, ids: list[str], outcomes: list[Outcome]) -> None:
+    def _settle(self, ids: list[str], outcomes: list[Outcome], results: list[Any] | None = None) -> None:
         now = time.time()
         failed_pins: list[str] = []
         with self._lock:
-            for i, o in zip(ids, outcomes, strict=True):
+            for n, (i, o) in enumerate(zip(ids, outcomes, strict=True)):
                 err = json.dumps(_error_json(o.error)) if o.error is not None else None
+                res = json.dumps(results[n]) if results is not None and results[n] is not None and o.ok else None
                 self._db.execute(
-                    "UPDATE relay_requests SET status=?, tx_hash=?, block=?, error=?, updated=? WHERE id=?",
-                    ("mined" if o.ok else "failed", o.tx_hash, o.block, err, now, i),
+                    "UPDATE relay_requests SET status=?, tx_hash=?, block=?, error=?, result=?, updated=? WHERE id=?",
+                    ("mined" if o.ok else "failed", o.tx_hash, o.block, err, res, now, i),
                 )
                 if not o.ok:
                     row = self._db.execute("SELECT pins FROM relay_requests WHERE id=?", (i,)).fetchone()
@@ -264,7 +277,33 @@ class RelayQueue:
             return
         self._mark_submitting(ids, tx_hash)
         receipt = self.relayer.client.wait(bytes.fromhex(tx_hash[2:]))
-        self._settle(ids, self.relayer.outcomes(reqs, receipt))
+        outcomes = self.relayer.outcomes(reqs, receipt)
+        self._settle(ids, outcomes, self._results(reqs, outcomes, receipt))
+
+    def _results(self, reqs: list[ForwardRequest], outcomes: list[Outcome], receipt: Any) -> list[Any]:
+        """What each mined request created: the access request id, or the registered content root."""
+        from web3.logs import DISCARD
+
+        from .calls import decode_call
+
+        access = self.relayer.client.contract("AccessRegistry")
+        new_ids: dict[str, list[int]] = {}
+        for ev in access.events.AccessRequested().process_receipt(receipt, errors=DISCARD):
+            new_ids.setdefault(str(ev["args"]["requester"]), []).append(int(ev["args"]["requestId"]))
+        out: list[Any] = []
+        for req, outcome in zip(reqs, outcomes, strict=True):
+            result: dict[str, Any] | None = None
+            if outcome.ok:
+                try:
+                    op, args = decode_call(self.relayer, req.to, req.data)
+                except LedgerError:
+                    op, args = None, {}
+                if op is not None and op.name == "requestAccess" and new_ids.get(req.sender):
+                    result = {"request_id": new_ids[req.sender].pop(0)}
+                elif op is not None and op.name == "registerDataset":
+                    result = {"content_root": "0x" + bytes(args["contentRoot"]).hex()}
+            out.append(result)
+        return out
 
     def _flush_consents(self, rows: list[Any]) -> None:
         items = [SignedConsent.from_json(json.loads(r[2])) for r in rows]
@@ -314,7 +353,8 @@ class RelayQueue:
             if receipt is not None:
                 if group[0][1] == "forward":
                     reqs = [ForwardRequest.from_json(json.loads(r[2])) for r in group]
-                    self._settle(ids, self.relayer.outcomes(reqs, receipt))
+                    outcomes = self.relayer.outcomes(reqs, receipt)
+                    self._settle(ids, outcomes, self._results(reqs, outcomes, receipt))
                 else:
                     items = [SignedConsent.from_json(json.loads(r[2])) for r in group]
                     self._settle(ids, self.relayer.consent_outcomes(items, receipt))
@@ -392,4 +432,3 @@ class RelayQueue:
     def close(self) -> None:
         self.stop()
         self._db.close()
-

@@ -329,10 +329,11 @@ def verify_lineage(
     folder: str | Path | None = None,
     max_nodes: int = 100_000,
     workers: int = 16,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LineageReport:
     """Verify a dataset and every ancestor. Walks the DAG level by level: one batched chain read
     (``getDatasets``) per level and concurrent IPFS fetches, so the cost grows with the DAG's depth
-    in round trips, not with its size."""
+    in round trips, not with its size. ``progress(done, known)`` is called after each level."""
     start = time.perf_counter()
     root = to_bytes32(content_root, "content root")
     nodes: dict[bytes, DatasetVerification] = {}
@@ -368,6 +369,8 @@ def verify_lineage(
                     if p not in nodes and p not in next_frontier:
                         next_frontier.append(p)
             frontier = next_frontier
+            if progress is not None:
+                progress(len(nodes), len(nodes) + len(frontier))  # (verified, known so far)
     if folder is not None:
         _check_files(nodes[root], hash_folder(folder))
     # a node whose ancestor failed is reported as such (its own checks may pass)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from api.problems import COMMON, responses
-from api.schemas import ConsentPrepareIn, ConsentSigned, Ticket
+from api.schemas import ConsentPrepareIn, ConsentSigned, CoverageIn, RecheckIn, Ticket
 from api.state import AppState, get_state
 from ledger import datause
 from ledger.errors import InvalidInput
@@ -90,6 +90,50 @@ def check(
         "grantee": grantee,
         "in_force": ok,
     }
+
+
+@router.post(
+    "/coverage",
+    summary="Which of a holder's subjects consent to a purpose at a block (for a filter)",
+    responses=responses(404),
+)
+def coverage(body: CoverageIn, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    from ledger.coverage import compute_coverage
+
+    purpose = datause.Purpose.of(body.category, body.attributes, body.disease)
+    from eth_utils.address import is_address
+
+    bad = [s for s in body.subjects if not is_address(s)]
+    if bad:
+        raise InvalidInput(f"{len(bad)} subjects are not addresses, e.g. {bad[0]!r}")
+    result = compute_coverage(
+        state.ledger, body.dataset, body.subjects, purpose, block=body.block, grantee=body.grantee
+    )
+    out: dict[str, Any] = result.to_json()
+    return out
+
+
+@router.post(
+    "/filters/{root}/recheck",
+    summary="Recheck a consent-filtered dataset against the consent history",
+    responses=responses(404),
+)
+def recheck(
+    body: RecheckIn, root: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)
+) -> dict[str, Any]:
+    from ledger.coverage import recheck_filter
+    from ledger.indexer import IndexEventSource
+
+    result = recheck_filter(
+        state.ledger,
+        IndexEventSource(_indexer(state)),
+        root,
+        body.subjects,
+        filter_subjects=body.filter_subjects,
+        grantee=body.grantee,
+    )
+    out: dict[str, Any] = result.to_json()
+    return out
 
 
 def _indexer(state: AppState) -> Any:

@@ -93,6 +93,9 @@ def test_register_consent_access_use(client: TestClient, admin: Any) -> None:
     assert t["status"] == "mined", t
     check = client.get("/consents/check", params={"subject": subject.address, "dataset": root, "category": "HMB"})
     assert check.json()["in_force"] is True
+    cov = client.post("/consents/coverage", json={"dataset": root, "subjects": [subject.address, user.address]})
+    assert cov.status_code == 200, cov.text
+    assert cov.json()["covered"] == [subject.address]
 
     # access request -> approval -> use
     req = do(
@@ -102,9 +105,14 @@ def test_register_consent_access_use(client: TestClient, admin: Any) -> None:
         "requestAccess",
         {"dataset": root, "purpose": 4, "diseaseCode": 0, "protocolDigest": "0x" + "11" * 32},
     )
-    assert req["block"] > 0
-    # the request id is 1 on a fresh deployment's first request; read it back
-    request_id = 1
+    request_id = req["result"]["request_id"]
+    got = client.get(f"/access-requests/{request_id}").json()
+    assert got["status"] == "pending" and got["requester"] == user.address
+    assert client.get(f"/accounts/{user.address}").json() == {
+        "address": user.address,
+        "roles": ["user"],
+        "suspended": False,
+    }
     do(
         client,
         "/access-requests/decisions",
