@@ -398,3 +398,38 @@ def verify_lineage(
             )
         )
     return LineageReport(root, nodes, edges, rpc, ipfs_calls, time.perf_counter() - start)
+
+
+def lineage_graph(ledger: Ledger, content_root: bytes | str, *, max_nodes: int = 100_000) -> dict[str, Any]:
+    """The lineage DAG from the chain alone (no IPFS): every ancestor's record and the edges, read
+    level by level with batched ``getDatasets`` calls."""
+    root = to_bytes32(content_root, "content root")
+    ledger.get_dataset(root)  # DatasetNotFound for an unknown root
+    records: dict[bytes, DatasetRecord] = {}
+    edges: list[tuple[bytes, bytes]] = []
+    frontier = [root]
+    while frontier:
+        if len(records) + len(frontier) > max_nodes:
+            raise InvalidInput(f"lineage of {hex32(root)} exceeds {max_nodes} datasets")
+        nxt: list[bytes] = []
+        for r, rec in zip(frontier, ledger.get_datasets(frontier), strict=True):
+            records[r] = rec
+            for p in rec.parents:
+                edges.append((r, p))
+                if p not in records and p not in nxt and p not in frontier:
+                    nxt.append(p)
+        frontier = nxt
+    return {
+        "root": hex32(root),
+        "nodes": [
+            {
+                "content_root": hex32(r),
+                "status": rec.status.name.lower(),
+                "holder": rec.holder if rec.exists else None,
+                "tier": rec.tier.name.lower(),
+                "parents": [hex32(p) for p in rec.parents],
+            }
+            for r, rec in records.items()
+        ],
+        "edges": [{"child": hex32(c), "parent": hex32(p)} for c, p in edges],
+    }

@@ -105,8 +105,9 @@ def test_missing_metadata_then_added(ledger: Ledger, holder: LocalAccount, tmp_p
     folder = write_files(tmp_path / "missing", unique_files("missing"))
     md = metadata_for(holder.address, folder)
     # anchored without pinning: as if the holder's node lost the document
-    ledger.write(holder, "DatasetRegistry", "register", md.content_root(), md.digest(), [], ZERO32, 2, 0x0101, 0,
-                 ZERO32)
+    ledger.write(
+        holder, "DatasetRegistry", "register", md.content_root(), md.digest(), [], ZERO32, 2, 0x0101, 0, ZERO32
+    )
     result = verify_dataset(ledger, md.content_root())
     assert Reason.METADATA_MISSING in result.reasons and not result.ok
     ledger.ipfs.put(md.to_canonical_bytes())
@@ -120,8 +121,19 @@ def test_parents_differ_from_chain(ledger: Ledger, holder: LocalAccount, tmp_pat
     md = metadata_for(holder.address, folder, parents=[hex32(a)])
     ledger.ipfs.put(md.to_canonical_bytes())
     # the chain records parent b while the metadata claims a
-    ledger.write(holder, "DatasetRegistry", "register", md.content_root(), md.digest(), [b], md.activity_digest(),
-                 2, 0x0101, 0, ZERO32)
+    ledger.write(
+        holder,
+        "DatasetRegistry",
+        "register",
+        md.content_root(),
+        md.digest(),
+        [b],
+        md.activity_digest(),
+        2,
+        0x0101,
+        0,
+        ZERO32,
+    )
     result = verify_dataset(ledger, md.content_root())
     assert Reason.PARENTS_MISMATCH in result.reasons and not result.ok
     # records are append-only, so this cannot be undone; a consistent registration verifies:
@@ -137,8 +149,13 @@ def test_lineage_with_suspended_retracted_and_deprecated_ancestors(
     base = _register(ledger, holder, write_files(tmp_path / "base", unique_files("base")))
     other = _register(ledger, holder, write_files(tmp_path / "other", unique_files("other")))
     mid = _register(ledger, holder, write_files(tmp_path / "mid", unique_files("mid")), parents=[hex32(base)])
-    leaf = _register(ledger, holder, write_files(tmp_path / "leaf", unique_files("leaf")),
-                     parents=[hex32(mid), hex32(other)], activity="merge")
+    leaf = _register(
+        ledger,
+        holder,
+        write_files(tmp_path / "leaf", unique_files("leaf")),
+        parents=[hex32(mid), hex32(other)],
+        activity="merge",
+    )
 
     report = verify_lineage(ledger, leaf)
     assert report.ok, report.to_json()
@@ -156,8 +173,13 @@ def test_lineage_with_suspended_retracted_and_deprecated_ancestors(
     assert verify_lineage(ledger, leaf).ok
 
     # deprecated ancestor: a warning naming the successor, the lineage still verifies
-    newer = _register(ledger, holder, write_files(tmp_path / "newer", unique_files("newer")),
-                      parents=[hex32(other)], activity="revision")
+    newer = _register(
+        ledger,
+        holder,
+        write_files(tmp_path / "newer", unique_files("newer")),
+        parents=[hex32(other)],
+        activity="revision",
+    )
     ledger.deprecate(holder, other, newer)
     report = verify_lineage(ledger, leaf)
     assert report.ok
@@ -181,3 +203,16 @@ def test_verify_one_file_with_chain_checked_proof(ledger: Ledger, holder: LocalA
     assert result.on_chain and result.proof
     missing = verify_file(ledger, sha256=hashlib.sha256(b"nope").hexdigest(), size=4, datasets=[root])
     assert not missing.ok and missing.dataset is None
+
+
+def test_lineage_graph_from_the_chain_alone(ledger: Ledger, holder: LocalAccount, tmp_path: Path) -> None:
+    from ledger.verify import lineage_graph
+
+    a = _register(ledger, holder, write_files(tmp_path / "ga", unique_files("ga")))
+    b = _register(ledger, holder, write_files(tmp_path / "gb", unique_files("gb")), parents=[hex32(a)])
+    c = _register(
+        ledger, holder, write_files(tmp_path / "gc", unique_files("gc")), parents=[hex32(a), hex32(b)], activity="merge"
+    )
+    graph = lineage_graph(ledger, c)
+    assert {n["content_root"] for n in graph["nodes"]} == {hex32(a), hex32(b), hex32(c)}
+    assert len(graph["edges"]) == 3
