@@ -31,6 +31,13 @@ from .errors import InvalidInput, LedgerError, SignatureError, TransactionFailed
 DEFAULT_DEADLINE_SECONDS = 3600
 
 
+def random_consent_nonce() -> int:
+    """A fresh unordered nonce for a consent message: random below 2**53, so that the typed data
+    survives JSON in a browser wallet (JavaScript numbers are exact only up to 2**53). A collision
+    is refused by the registry (NonceAlreadyUsed) and the message signed again."""
+    return int.from_bytes(os.urandom(7), "big") >> 3
+
+
 @dataclass(frozen=True)
 class ForwardRequest:
     """A forward request and its signature, as ``executeBatch`` takes it."""
@@ -315,7 +322,7 @@ class Relayer:
 
     def sign_consent(self, signer: LocalAccount, kind: str, message: dict[str, Any]) -> SignedConsent:
         full = dict(message)
-        full.setdefault("nonce", int.from_bytes(os.urandom(16), "big"))
+        full.setdefault("nonce", random_consent_nonce())
         full.setdefault("deadline", self.now() + DEFAULT_DEADLINE_SECONDS)
         sig = typed_data.sign(self.consent_typed(kind, full), signer.key)
         return SignedConsent(kind, full, sig)

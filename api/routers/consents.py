@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -13,7 +12,7 @@ from api.state import AppState, get_state
 from ledger import datause
 from ledger.errors import InvalidInput
 from ledger.records import ConsentScope
-from ledger.relay import DEFAULT_DEADLINE_SECONDS, SignedConsent
+from ledger.relay import DEFAULT_DEADLINE_SECONDS, SignedConsent, random_consent_nonce
 
 router = APIRouter(prefix="/consents", tags=["consents"], responses=COMMON)
 
@@ -47,7 +46,7 @@ def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> dic
         expiry=body.expiry,
         delegate=body.delegate,
     )
-    msg["nonce"] = body.nonce if body.nonce is not None else int.from_bytes(os.urandom(16), "big")
+    msg["nonce"] = body.nonce if body.nonce is not None else random_consent_nonce()
     default_deadline = state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS
     msg["deadline"] = body.deadline if body.deadline is not None else default_deadline
     typed = state.ledger.relayer.consent_typed(body.kind, msg)
