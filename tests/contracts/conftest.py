@@ -30,7 +30,6 @@ from chain_helpers import (
     ZERO32,
     Tier,
     b32,
-    expect_revert,
 )
 
 
@@ -210,9 +209,3 @@ class Registrar:
 @pytest.fixture(scope="module")
 def register(datasets):
     return Registrar(datasets)
-
-
-@pytest.fixture
-def reverts():
-    """`with reverts("Error(types)", *args):` - exact custom-error check (see chain_helpers)."""
-    return expect_revert
