@@ -26,7 +26,8 @@ contract AccessRegistry is IAccessRegistry, RoleGated {
 
     mapping(uint256 requestId => Request) private _requests;
     mapping(address user => bool) private _suspended;
-    mapping(bytes32 dataset => bool) private _embargoOverridden;
+    /// @dev The embargo end an auditor overrode: an embargo the holder sets later is not overridden.
+    mapping(bytes32 dataset => uint32 embargoEnd) private _overriddenEmbargo;
 
     /// @notice No request has this id.
     error RequestNotFound(uint256 requestId);
@@ -130,11 +131,13 @@ contract AccessRegistry is IAccessRegistry, RoleGated {
         emit AccessApproved(requestId, sender, conditionsDigest, expiry);
     }
 
-    /// @notice Deny a pending request. Same deciders as approve.
+    /// @notice Deny a pending request. Same deciders as approve; allowed on suspended and retracted
+    /// datasets too, so pending requests on them can be closed.
     function deny(uint256 requestId, bytes32 reasonDigest) external {
         Request storage r = _pending(requestId);
         address sender = _msgSender();
-        _requireDecider(r.dataset, sender);
+        (address holder,,, uint32 embargoEnd) = datasets.accessInfo(r.dataset);
+        _requireDeciderFor(r.dataset, sender, holder, embargoEnd);
         r.status = RequestStatus.Denied;
         r.decidedAt = uint40(block.number);
         emit AccessDenied(requestId, sender, reasonDigest);
@@ -154,14 +157,15 @@ contract AccessRegistry is IAccessRegistry, RoleGated {
     }
 
     /// @notice Let reviewers decide on an embargoed dataset, for a declared public-interest reason.
-    /// Auditor only.
+    /// Auditor only. The override holds for the embargo in force; if the holder later sets another
+    /// embargo end, that one is not overridden.
     function overrideEmbargo(bytes32 dataset, bytes32 reasonDigest) external {
         address sender = _msgSender();
         _requireRole(Roles.AUDITOR, sender);
         (,,, uint32 embargoEnd) = _usableDataset(dataset);
-        if (embargoEnd <= block.timestamp || _embargoOverridden[dataset]) revert NotEmbargoed(dataset);
+        if (embargoEnd <= block.timestamp || _overriddenEmbargo[dataset] == embargoEnd) revert NotEmbargoed(dataset);
         if (reasonDigest == bytes32(0)) revert MissingDigest();
-        _embargoOverridden[dataset] = true;
+        _overriddenEmbargo[dataset] = embargoEnd;
         emit EmbargoOverridden(dataset, sender, reasonDigest);
     }
 
@@ -201,9 +205,10 @@ contract AccessRegistry is IAccessRegistry, RoleGated {
         return _suspended[user];
     }
 
-    /// @notice Whether an auditor has overridden the dataset's embargo.
+    /// @notice Whether an auditor has overridden the dataset's current embargo.
     function embargoOverridden(bytes32 dataset) external view returns (bool) {
-        return _embargoOverridden[dataset];
+        (,,, uint32 embargoEnd) = datasets.accessInfo(dataset);
+        return embargoEnd != 0 && _overriddenEmbargo[dataset] == embargoEnd;
     }
 
     /// @notice Whether a request is approved and unexpired now.
@@ -236,7 +241,11 @@ contract AccessRegistry is IAccessRegistry, RoleGated {
 
     function _requireDecider(bytes32 dataset, address sender) private view {
         (address holder,,, uint32 embargoEnd) = _usableDataset(dataset);
-        if (embargoEnd > block.timestamp && !_embargoOverridden[dataset]) {
+        _requireDeciderFor(dataset, sender, holder, embargoEnd);
+    }
+
+    function _requireDeciderFor(bytes32 dataset, address sender, address holder, uint32 embargoEnd) private view {
+        if (embargoEnd > block.timestamp && _overriddenEmbargo[dataset] != embargoEnd) {
             if (sender != holder) revert DatasetEmbargoed(dataset, embargoEnd, holder);
         } else {
             _requireRole(Roles.REVIEWER, sender);

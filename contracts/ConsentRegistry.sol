@@ -194,7 +194,8 @@ contract ConsentRegistry is ERC2771Context, EIP712 {
         return _grant(subject, scopeKind, scope, grantee, purposes, diseaseCode, expiry, actor);
     }
 
-    /// @notice Extend a consent that was given or renewed (expired ones included) to `expiry`.
+    /// @notice Renew a consent that was given or renewed (expired ones included): set its expiry to
+    /// `expiry`, which must be in the future (usually later; a subject may also shorten it).
     function renew(address subject, ScopeKind scopeKind, bytes32 scope, address grantee, uint40 expiry) external {
         address actor = _msgSender();
         _requireActor(subject, actor);
@@ -309,7 +310,8 @@ contract ConsentRegistry is ERC2771Context, EIP712 {
     }
 
     /// @notice Whether `subject`'s consent is in force now for using `dataset` for `purpose`
-    /// (a DataUse use mask, with `diseaseCode` where DS) by `grantee`: a dataset-scoped or
+    /// (a valid DataUse use mask, with `diseaseCode` where DS; false for a malformed one) by
+    /// `grantee`: a dataset-scoped or
     /// holder-wide consent, to that grantee or to anyone, given or renewed, not expired, covering
     /// the purpose.
     function isInForce(address subject, bytes32 dataset, uint64 purpose, uint32 diseaseCode, address grantee)
@@ -363,6 +365,7 @@ contract ConsentRegistry is ERC2771Context, EIP712 {
         uint32 diseaseCode,
         address grantee
     ) private view returns (bool) {
+        if (!DataUse.isValidUse(purpose, diseaseCode)) return false;
         bytes32 holderScope = bytes32(uint256(uint160(holder)));
         if (_covers(consentId(subject, ScopeKind.Dataset, dataset, address(0)), purpose, diseaseCode)) return true;
         if (_covers(consentId(subject, ScopeKind.Holder, holderScope, address(0)), purpose, diseaseCode)) return true;

@@ -71,7 +71,7 @@ contract DatasetRegistry is IDatasetRegistry, RoleGated {
     error NotDatasetHolder(bytes32 contentRoot, address caller, address holder);
     /// @notice The dataset's current status does not allow this change.
     error InvalidStatus(bytes32 contentRoot, Status current);
-    /// @notice A successor must be another registered, non-retracted dataset.
+    /// @notice A successor must be another registered, active dataset.
     error InvalidSuccessor(bytes32 contentRoot, bytes32 successor);
 
     /// @notice A dataset was registered.
@@ -178,12 +178,13 @@ contract DatasetRegistry is IDatasetRegistry, RoleGated {
         emit SharingChanged(contentRoot, tier, embargoEnd);
     }
 
-    /// @notice Mark an active dataset as superseded by `successor` (a newer version). Holder only.
+    /// @notice Mark an active dataset as superseded by `successor` (a newer, active version).
+    /// Holder only.
     function deprecate(bytes32 contentRoot, bytes32 successor) external {
         Record storage r = _holderRecord(contentRoot);
         if (r.status != Status.Active) revert InvalidStatus(contentRoot, r.status);
-        Status successorStatus = _records[successor].status;
-        if (successor == contentRoot || successorStatus == Status.None || successorStatus == Status.Retracted) {
+        // The successor must be active: a deprecated one would let versions form a cycle.
+        if (successor == contentRoot || _records[successor].status != Status.Active) {
             revert InvalidSuccessor(contentRoot, successor);
         }
         r.status = Status.Deprecated;

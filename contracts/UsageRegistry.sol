@@ -13,7 +13,9 @@ import {Roles} from "./libraries/Roles.sol";
 /// anyone, registered data by any account with the user role, controlled data under an approval
 /// in force for this user, dataset and purpose; closed data only by its holder. A holder may
 /// always record uses of its own datasets. Suspended or retracted datasets and suspended users
-/// record no use. Per-dataset counters of uses and distinct users give holders credit (derived
+/// record no use. A controlled-tier use rests on the approval, not on the user role: revoking a
+/// user's role does not end approvals already given (reviewers revoke approvals, auditors suspend
+/// users), which keeps a repeat use at one cross-contract read fewer. Per-dataset counters of uses and distinct users give holders credit (derived
 /// datasets are counted by the DatasetRegistry).
 /// @dev Uses are events, not storage; the only writes are the packed counters and the first-use
 /// flag per (dataset, user).

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -62,6 +62,11 @@ class Artifact:
     def abi_hash(self) -> str:
         return abi_hash(self.abi)
 
+    @property
+    def code_hash(self) -> str:
+        """sha256 of the creation bytecode: changes whenever the compiled contract does."""
+        return hashlib.sha256(self.bytecode.encode()).hexdigest()
+
 
 def abi_hash(abi: list[dict[str, Any]]) -> str:
     """sha256 of the ABI's canonical JSON: identifies the interface a record was deployed with."""
@@ -109,6 +114,7 @@ class DeploymentRecord:
     compiler: str
     addresses: dict[str, str]
     abi_hashes: dict[str, str]
+    code_hashes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,7 +122,12 @@ class DeploymentRecord:
             "deploy_block": self.deploy_block,
             "compiler": self.compiler,
             "contracts": {
-                name: {"address": self.addresses[name], "abi_sha256": self.abi_hashes[name]} for name in self.addresses
+                name: {
+                    "address": self.addresses[name],
+                    "abi_sha256": self.abi_hashes[name],
+                    "bytecode_sha256": self.code_hashes.get(name, ""),
+                }
+                for name in self.addresses
             },
         }
 
@@ -130,6 +141,7 @@ class DeploymentRecord:
                 compiler=str(data["compiler"]),
                 addresses={k: to_checksum_address(v["address"]) for k, v in contracts.items()},
                 abi_hashes={k: str(v["abi_sha256"]) for k, v in contracts.items()},
+                code_hashes={k: str(v.get("bytecode_sha256", "")) for k, v in contracts.items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DeploymentMismatch(f"deployment record is malformed: {exc}") from exc
@@ -338,6 +350,11 @@ class ChainClient:
                 raise DeploymentMismatch(
                     f"{name} in the deployment record has another ABI than the compiled contract",
                     hint="redeploy (the local stack does this itself)",
+                )
+            if record.code_hashes.get(name) != self.artifacts[name].code_hash:
+                raise DeploymentMismatch(
+                    f"{name} was deployed from other bytecode than the compiled contract",
+                    hint="redeploy (the local stack does this itself), or use the build the record was made with",
                 )
             if not self.w3.eth.get_code(to_checksum_address(record.addresses[name])):
                 raise DeploymentMismatch(

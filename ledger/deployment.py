@@ -49,6 +49,7 @@ def deploy_all(client: ChainClient) -> DeploymentRecord:
         compiler=arts["LedgerForwarder"].compiler,
         addresses=addresses,
         abi_hashes={name: arts[name].abi_hash for name in addresses},
+        code_hashes={name: arts[name].code_hash for name in addresses},
     )
 
 

@@ -202,16 +202,22 @@ def test_no_approval_for_suspended_user_but_denial_allowed(access, reviewer, aud
     access.approve(rid, b32("c"), latest_timestamp() + DAY, {"from": reviewer})
 
 
-def test_no_decision_on_suspended_or_retracted_dataset(access, datasets, reviewer, auditor, holder, user, controlled):
+def test_no_approval_on_suspended_or_retracted_dataset_but_denial_closes_requests(
+    access, datasets, reviewer, auditor, holder, user, controlled
+):
+    """Suspended or retracted datasets get no approvals; pending requests on them can be denied."""
     rid = request(access, user, controlled)
+    other = request(access, user, controlled)
     datasets.suspend(controlled, ZERO32, {"from": auditor})
     with expect_revert("DatasetNotUsable(bytes32,uint8)", controlled, Status.SUSPENDED):
         access.approve(rid, b32("c"), latest_timestamp() + DAY, {"from": reviewer})
-    with expect_revert("DatasetNotUsable(bytes32,uint8)", controlled, Status.SUSPENDED):
-        access.deny(rid, b32("c"), {"from": reviewer})
+    tx = access.deny(rid, b32("c"), {"from": reviewer})
+    assert_event(tx, "AccessDenied", requestId=rid, reviewer=reviewer)
     datasets.retract(controlled, ZERO32, {"from": holder})
     with expect_revert("DatasetNotUsable(bytes32,uint8)", controlled, Status.RETRACTED):
-        access.approve(rid, b32("c"), latest_timestamp() + DAY, {"from": reviewer})
+        access.approve(other, b32("c"), latest_timestamp() + DAY, {"from": reviewer})
+    tx = access.deny(other, b32("c"), {"from": reviewer})
+    assert_event(tx, "AccessDenied", requestId=other, reviewer=reviewer)
 
 
 # ------------------------------------------------------------------------------------------ embargo
@@ -354,3 +360,19 @@ def test_wiring(access, datasets, roles, forwarder):
     assert access.datasets() == datasets
     assert access.roles() == roles
     assert access.isTrustedForwarder(forwarder)
+
+
+def test_override_holds_for_the_overridden_embargo_only(access, datasets, auditor, reviewer, holder, user, embargoed):
+    """An override lifts the embargo in force; a new embargo end set later by the holder is not
+    overridden."""
+    access.overrideEmbargo(embargoed, b32("outbreak"), {"from": auditor})
+    assert access.embargoOverridden(embargoed)
+    new_end = datasets.accessInfo(embargoed)[3] + 7 * DAY
+    datasets.setSharing(embargoed, Tier.CONTROLLED, new_end, {"from": holder})
+    assert not access.embargoOverridden(embargoed)
+    rid = request(access, user, embargoed)
+    end = datasets.accessInfo(embargoed)[3]
+    with expect_revert("DatasetEmbargoed(bytes32,uint32,address)", embargoed, end, holder):
+        access.approve(rid, b32("c"), latest_timestamp() + DAY, {"from": reviewer})
+    access.overrideEmbargo(embargoed, b32("again"), {"from": auditor})
+    access.approve(rid, b32("c"), latest_timestamp() + DAY, {"from": reviewer})

@@ -552,3 +552,15 @@ def test_domain_separator(consent, chain):
     fields = consent.eip712Domain()
     assert fields[1] == "MedLedgerConsent" and fields[2] == "1" and fields[3] == chain.id
     assert consent.datasets() != ZERO_ADDRESS
+
+
+def test_malformed_purpose_is_never_in_force(consent, subject, dataset):
+    """A query with no research category (or DS without a disease) is not a use: false, even
+    under a no-restriction consent."""
+    consent.grant(
+        subject, Scope.DATASET, dataset, ZERO_ADDRESS, DUO.NRES, 0, latest_timestamp() + DAY, {"from": subject}
+    )
+    assert consent.isInForce(subject, dataset, DUO.GRU, 0, ZERO_ADDRESS)
+    assert not consent.isInForce(subject, dataset, 0, 0, ZERO_ADDRESS)
+    assert not consent.isInForce(subject, dataset, DUO.DS, 0, ZERO_ADDRESS)
+    assert plain(consent.inForceBatch([subject], dataset, 0, 0, ZERO_ADDRESS)) == [False]

@@ -213,9 +213,9 @@ def test_set_sharing_errors(datasets, register, holder, user, auditor):
 
 def test_set_sharing_allowed_while_suspended_or_deprecated(datasets, register, holder, auditor):
     a, b = register(holder), register(holder)
+    datasets.deprecate(b, a, {"from": holder})
     datasets.suspend(a, b32("r"), {"from": auditor})
     datasets.setSharing(a, Tier.CLOSED, 0, {"from": holder})
-    datasets.deprecate(b, a, {"from": holder})
     datasets.setSharing(b, Tier.REGISTERED, 0, {"from": holder})
     assert plain(datasets.accessInfo(a)[1:3]) == plain((Tier.CLOSED, Status.SUSPENDED))
     assert plain(datasets.accessInfo(b)[1:3]) == plain((Tier.REGISTERED, Status.DEPRECATED))
@@ -268,13 +268,16 @@ def test_deprecate_errors(datasets, register, holder, auditor, user):
         datasets.deprecate(retracted, other, {"from": holder})
 
 
-def test_deprecate_to_suspended_or_deprecated_successor(datasets, register, holder, auditor):
-    """A successor only has to be registered and not retracted."""
+def test_deprecate_to_suspended_or_deprecated_successor_is_refused(datasets, register, holder, auditor):
+    """A successor must be active: a deprecated one would let versions form a cycle (A->B, B->A)."""
     a, b, c = register(holder), register(holder), register(holder)
     datasets.suspend(b, ZERO32, {"from": auditor})
-    datasets.deprecate(a, b, {"from": holder})
-    datasets.deprecate(c, a, {"from": holder})
-    assert datasets.getDataset(c)[10] == a
+    with expect_revert("InvalidSuccessor(bytes32,bytes32)", a, b):
+        datasets.deprecate(a, b, {"from": holder})
+    datasets.deprecate(a, c, {"from": holder})
+    with expect_revert("InvalidSuccessor(bytes32,bytes32)", c, a):
+        datasets.deprecate(c, a, {"from": holder})
+    assert datasets.getDataset(a)[10] == c
 
 
 # ------------------------------------------------------------------------------------------ retract

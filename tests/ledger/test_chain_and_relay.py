@@ -29,6 +29,9 @@ def test_record_for_another_chain_or_without_code_is_refused(ledger: Ledger) -> 
     hashes = dict(record.abi_hashes, LedgerRoles="0" * 64)
     with pytest.raises(DeploymentMismatch, match="another ABI"):
         ledger.client.check_record(dataclasses.replace(record, abi_hashes=hashes))
+    codes = dict(record.code_hashes, DatasetRegistry="0" * 64)
+    with pytest.raises(DeploymentMismatch, match="other bytecode"):
+        ledger.client.check_record(dataclasses.replace(record, code_hashes=codes))
 
 
 def test_record_round_trips_through_json(ledger: Ledger, tmp_path: Any) -> None:
