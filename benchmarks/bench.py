@@ -218,12 +218,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     if build_stamp() != build_at_start:
-        results.setdefault("warnings", []).append(
-            "the contracts were rebuilt (build/) while this run went on; processes started after that "
-            "loaded other artifacts than the deployment"
-        )
+        results.setdefault("warnings", []).append(rebuilt_note(stack))
     results["duration_s"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def rebuilt_note(stack: Stack) -> str:
+    note = (
+        "the contracts were rebuilt in build/ by another process while this run went on; the service and "
+        "the bench had loaded their artifacts at the start"
+    )
+    if stack.record is None:
+        return note
+    try:
+        from ledger.chain import load_artifacts
+
+        arts = load_artifacts(stack.settings.artifacts_dir)
+        changed = [n for n, h in stack.record.abi_hashes.items() if n in arts and arts[n].abi_hash != h]
+    except Exception as exc:  # a report, not a failure
+        return f"{note} (ABIs not compared: {exc})"
+    if not changed:
+        return f"{note}; the rebuilt ABIs equal the deployed ones, so later processes decoded the same events"
+    return f"{note}; ABIs changed for {', '.join(changed)}: processes started later decoded with them"
 
 
 def build_stamp() -> str:

@@ -227,6 +227,7 @@ def scenario_audit(stack: Stack, workdir: Path, cfg: dict[str, Any], rng: random
             "queries_per_kind": cfg["audit_queries"],
             "scan_queries": cfg["scan_queries"],
             "chain_events_caught_up": catch[0]["events"],
+            "catch_up_events_equal_raw_logs": all(c["events"] == c["raw_logs"] for c in catch),
         },
         "product": {
             "full_trail_p99_ms": p99,
