@@ -383,6 +383,23 @@ class ChainClient:
         except OSError as exc:
             raise NodeUnavailable(f"chain node at {self.settings.rpc_url} failed: {exc}") from exc
 
+    def raw_call(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+        """eth_call with pre-encoded calldata straight through the provider: web3's contract and
+        middleware layers cost ~3 ms a call, this ~0.7 ms (hot read paths such as consent checks
+        use it). Reverts become domain exceptions as in ``call``."""
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            answer = self.w3.provider.make_request("eth_call", [{"to": to, "data": "0x" + data.hex()}, tag])  # type: ignore[arg-type]
+        except OSError as exc:
+            raise NodeUnavailable(f"chain node at {self.settings.rpc_url} failed: {exc}") from exc
+        error = answer.get("error")
+        if error:
+            data_hex = error.get("data") if isinstance(error, dict) else None
+            if isinstance(data_hex, str) and len(data_hex) > 2:
+                raise self.decoder.decode(data_hex)
+            raise TransactionFailed(f"eth_call failed: {error}")
+        return bytes.fromhex(str(answer.get("result", "0x"))[2:])
+
     # -- writes
 
     def fees(self) -> dict[str, int]:

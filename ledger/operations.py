@@ -342,14 +342,21 @@ class Ledger:
         grantee: str | None = None,
         block: int | str = "latest",
     ) -> bool:
-        fn = self.consents.functions.isInForce(
-            to_checksum_address(subject),
-            to_bytes32(dataset, "dataset"),
-            purpose.mask,
-            purpose.disease,
-            to_checksum_address(grantee or ZERO_ADDRESS),
+        """``ConsentRegistry.isInForce``, hand-encoded and sent as a raw eth_call: this is the hot
+        read path of a data platform (see ChainClient.raw_call)."""
+        root = to_bytes32(dataset, "dataset")
+        data = (
+            _IS_IN_FORCE
+            + bytes(12)
+            + bytes.fromhex(to_checksum_address(subject)[2:])
+            + root
+            + purpose.mask.to_bytes(32, "big")
+            + purpose.disease.to_bytes(32, "big")
+            + bytes(12)
+            + bytes.fromhex(to_checksum_address(grantee or ZERO_ADDRESS)[2:])
         )
-        return bool(self.client.call(fn, block))  # type: ignore[arg-type]
+        out = self.client.raw_call(self.consents.address, data, block)
+        return len(out) == 32 and out[-1] == 1
 
     def consent_in_force_many(
         self,
@@ -572,3 +579,12 @@ def _register(
                 ledger.ipfs.unpin(c)
         raise
     return Registration(root, cid, TxInfo(info.tx_hash, info.block, root), subject_root)
+
+
+def _selector(signature: str) -> bytes:
+    from eth_utils.crypto import keccak
+
+    return bytes(keccak(text=signature)[:4])
+
+
+_IS_IN_FORCE = _selector("isInForce(address,bytes32,uint64,uint32,address)")

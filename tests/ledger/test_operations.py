@@ -181,3 +181,19 @@ def test_direct_mode_sends_from_the_actor(ledger: Ledger, make_actor: Any) -> No
     admin_direct.grant_role(admin_direct.client.account, "user", actor.address)
     assert ledger.has_role("user", actor.address)
     assert ledger.roles_of(actor.address) == ["user"]
+
+
+def test_raw_consent_check_equals_the_contract_view(ledger: Ledger, world: dict[str, Any]) -> None:
+    """The hand-encoded isInForce path answers exactly what web3's contract call answers."""
+    from ledger.records import ZERO_ADDRESS
+
+    subject, root, user = world["subject"], world["root"], world["user"]
+    ledger.grant_consent(subject, ConsentScope.dataset(root), datause.HMB, ledger.now() + 3600, grantee=user.address)
+    for purpose in (HMB, DS_T2D, POA, Purpose.of("HMB", ["commercial"])):
+        for grantee in (user.address, None):
+            view = ledger.client.call(
+                ledger.consents.functions.isInForce(
+                    subject.address, root, purpose.mask, purpose.disease, grantee or ZERO_ADDRESS
+                )
+            )
+            assert ledger.consent_in_force(subject.address, root, purpose, grantee) is bool(view)
