@@ -486,6 +486,7 @@ class Ledger:
             raise LedgerError("time travel is only possible on a local anvil")
         self.client.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
         self.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        self.relayer.forget_now()
 
     def status_name(self, status: int) -> str:
         return DatasetStatus(status).name.lower()

@@ -155,6 +155,7 @@ class Relayer:
             typed_data.CONSENT_NAME, typed_data.VERSION, client.chain_id, self.consent.address
         )
         self._known_datasets: set[bytes] = set()
+        self._now_cache: tuple[int, float] | None = None
 
     # -- forward requests
 
@@ -164,8 +165,20 @@ class Relayer:
         return str(c.address), bytes.fromhex(data[2:])
 
     def now(self) -> int:
-        """The chain's notion of now (latest block timestamp): deadlines are checked against it."""
-        return max(int(self.client.w3.eth.get_block("latest")["timestamp"]), int(time.time()) - 60)
+        """The chain's notion of now (latest block timestamp): deadlines are checked against it.
+        Read from the node at most once a second and extrapolated in between (one get_block is
+        ~3 ms, paid per accepted request otherwise); the contracts check deadlines again anyway."""
+        mono = time.monotonic()
+        cached = self._now_cache
+        if cached is None or mono - cached[1] > 1.0:
+            stamp = int(self.client.w3.eth.get_block("latest")["timestamp"])
+            cached = (stamp, mono)
+            self._now_cache = cached
+        return max(cached[0] + int(mono - cached[1]), int(time.time()) - 60)
+
+    def forget_now(self) -> None:
+        """Drop the cached chain time (after moving a local chain's clock)."""
+        self._now_cache = None
 
     def chain_nonce(self, sender: str) -> int:
         return int(self.client.call(self.forwarder.functions.nonces(to_checksum_address(sender))))
