@@ -21,6 +21,21 @@ class AppState:
     ipfs: Any
     indexer: Any = None
     started: float = field(default_factory=time.time)
+    _readers: dict[int, Any] = field(default_factory=dict)
+
+    def async_reader(self) -> Any:
+        """The pooled async eth_call client of the running event loop (an HTTP connection pool
+        belongs to one loop; tests run several apps over one state)."""
+        import asyncio
+
+        key = id(asyncio.get_running_loop())
+        reader = self._readers.get(key)
+        if reader is None:
+            from ledger.chain import AsyncRawCaller
+
+            reader = AsyncRawCaller(self.settings.rpc_url, self.ledger.client.decoder)
+            self._readers[key] = reader
+        return reader
 
 
 def get_state(request: Request) -> AppState:

@@ -261,6 +261,46 @@ def revert_data_of(exc: Exception) -> bytes | None:
 # the client
 
 
+class AsyncRawCaller:
+    """eth_call from async code (the service's hot read paths) over one pooled HTTP/1.1 client:
+    no thread-pool hop and no web3 layers. Reverts become domain exceptions."""
+
+    def __init__(self, rpc_url: str, decoder: RevertDecoder, *, timeout: float = 10.0) -> None:
+        import httpx
+
+        self.rpc_url = rpc_url
+        self.decoder = decoder
+        self._client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=32))
+        self._id = 0
+
+    async def call(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+        import httpx
+
+        self._id += 1
+        tag = hex(block) if isinstance(block, int) else block
+        body = {
+            "jsonrpc": "2.0",
+            "id": self._id,
+            "method": "eth_call",
+            "params": [{"to": to, "data": "0x" + data.hex()}, tag],
+        }
+        try:
+            response = await self._client.post(self.rpc_url, json=body)
+            answer = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise NodeUnavailable(f"chain node at {self.rpc_url} failed: {exc}") from exc
+        error = answer.get("error")
+        if error:
+            data_hex = error.get("data") if isinstance(error, dict) else None
+            if isinstance(data_hex, str) and len(data_hex) > 2:
+                raise self.decoder.decode(data_hex)
+            raise TransactionFailed(f"eth_call failed: {error}")
+        return bytes.fromhex(str(answer.get("result", "0x"))[2:])
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
 class NonceManager:
     """Hands out consecutive nonces for one account under a lock. After a send that the node
     did not accept, ``release`` resynchronises with the node's pending count, so a failed send

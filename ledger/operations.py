@@ -334,6 +334,23 @@ class Ledger:
             int(block),
         )
 
+    def consent_check_call(
+        self, subject: str, dataset: bytes | str, purpose: datause.Purpose, grantee: str | None = None
+    ) -> tuple[str, bytes]:
+        """Target and hand-encoded calldata of ``ConsentRegistry.isInForce``."""
+        root = to_bytes32(dataset, "dataset")
+        data = (
+            _IS_IN_FORCE
+            + bytes(12)
+            + _address_bytes(subject)
+            + root
+            + purpose.mask.to_bytes(32, "big")
+            + purpose.disease.to_bytes(32, "big")
+            + bytes(12)
+            + _address_bytes(grantee or ZERO_ADDRESS)
+        )
+        return str(self.consents.address), data
+
     def consent_in_force(
         self,
         subject: str,
@@ -344,18 +361,8 @@ class Ledger:
     ) -> bool:
         """``ConsentRegistry.isInForce``, hand-encoded and sent as a raw eth_call: this is the hot
         read path of a data platform (see ChainClient.raw_call)."""
-        root = to_bytes32(dataset, "dataset")
-        data = (
-            _IS_IN_FORCE
-            + bytes(12)
-            + bytes.fromhex(to_checksum_address(subject)[2:])
-            + root
-            + purpose.mask.to_bytes(32, "big")
-            + purpose.disease.to_bytes(32, "big")
-            + bytes(12)
-            + bytes.fromhex(to_checksum_address(grantee or ZERO_ADDRESS)[2:])
-        )
-        out = self.client.raw_call(self.consents.address, data, block)
+        to, data = self.consent_check_call(subject, dataset, purpose, grantee)
+        out = self.client.raw_call(to, data, block)
         return len(out) == 32 and out[-1] == 1
 
     def consent_in_force_many(
@@ -589,3 +596,14 @@ def _selector(signature: str) -> bytes:
 
 
 _IS_IN_FORCE = _selector("isInForce(address,bytes32,uint64,uint32,address)")
+
+
+def _address_bytes(address: str) -> bytes:
+    text = address[2:] if address.startswith(("0x", "0X")) else address
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{address!r} is not an address") from exc
+    if len(raw) != 20:
+        raise InvalidInput(f"{address!r} is not an address (20 bytes)")
+    return raw
