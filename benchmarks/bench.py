@@ -119,6 +119,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-delay", type=float, default=0.05, help="the service's relay batch delay (s)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (node logs, service log)")
     ap.add_argument("--seed", type=int, default=20250115)
+    ap.add_argument(
+        "--render", type=Path, metavar="RESULTS_JSON", help="only rewrite RESULTS.md (in --out-dir) from a results.json"
+    )
     return ap.parse_args(argv)
 
 
@@ -258,6 +261,10 @@ def write(results: dict[str, Any], out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text())
+        (args.out_dir / "RESULTS.md").write_text(bench_report.render(results))
+        return 0
     results = run(args)
     write(results, args.out_dir)
     print(bench_report.render(results).split("## Versions")[0])
