@@ -10,6 +10,7 @@ and never queued. A batch uses a non-zero refund receiver, so one request that b
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -29,6 +30,19 @@ from .errors import InvalidInput, LedgerError, SignatureError, TransactionFailed
 
 #: default lifetime of a signed request
 DEFAULT_DEADLINE_SECONDS = 3600
+
+
+@functools.lru_cache(maxsize=8)
+def _consent_codec(kind: str) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
+    """(selector, ABI tuple type, (field, type) pairs) of a consent message's *BySig function."""
+    from eth_utils.crypto import keccak
+
+    if kind not in typed_data.CONSENT_TYPES:
+        raise InvalidInput(f"unknown consent message type {kind!r}")
+    fields = tuple((f["name"], f["type"]) for f in typed_data.CONSENT_TYPES[kind])
+    tuple_type = "(" + ",".join(t for _, t in fields) + ")"
+    selector = bytes(keccak(text=f"{typed_data.CONSENT_FUNCTIONS[kind]}({tuple_type},bytes)")[:4])
+    return selector, tuple_type, fields
 
 
 def random_consent_nonce() -> int:
@@ -341,11 +355,20 @@ class Relayer:
         return SignedConsent(kind, full, sig)
 
     def consent_call(self, sc: SignedConsent) -> bytes:
-        """The encoded *BySig call for relayBatch."""
-        fields = [f["name"] for f in typed_data.CONSENT_TYPES[sc.kind]]
-        values = tuple(_hex(sc.message[f]) if f == "scope" else sc.message[f] for f in fields)
-        data = self.consent.encode_abi(typed_data.CONSENT_FUNCTIONS[sc.kind], args=[values, sc.signature])
-        return bytes.fromhex(data[2:])
+        """The encoded *BySig call for relayBatch: selector and eth_abi encoding precomputed per
+        message type (web3's encode_abi per message was half the relay worker's time)."""
+        from eth_abi.abi import encode
+
+        selector, tuple_type, fields = _consent_codec(sc.kind)
+        values = tuple(
+            _hex(sc.message[f])
+            if f == "scope"
+            else to_checksum_address(sc.message[f])
+            if t == "address"
+            else int(sc.message[f])
+            for f, t in fields
+        )
+        return selector + encode([tuple_type, "bytes"], [values, sc.signature])
 
     def check_consent(self, sc: SignedConsent, *, simulate: bool | None = None) -> str:
         """Recover the signer and check the message; returns the signer.

@@ -162,3 +162,39 @@ def test_fast_eip712_matches_the_generic_encoder() -> None:
     twin = sig[:32] + (fast712.SECP256K1_N - s).to_bytes(32, "big") + bytes([sig[64] ^ 1])
     with pytest.raises(SignatureError):
         fast712.recover(fast712.digest("Grant", msg, sep), twin)
+
+
+def test_consent_call_encoding_matches_web3(ledger: Ledger) -> None:
+    """relayBatch calldata is encoded with precomputed selectors; it must equal web3's encoding."""
+    import os
+
+    from ledger import datause, typed_data
+    from ledger.records import ConsentScope
+    from ledger.relay import _hex
+
+    a = Account.create()
+    messages = {
+        "Grant": ledger.consent_message(
+            "Grant", subject=a.address, scope=ConsentScope.holder(a.address), purposes=datause.HMB, expiry=2**39
+        ),
+        "Renew": ledger.consent_message(
+            "Renew",
+            subject=a.address,
+            scope=ConsentScope.dataset(os.urandom(32)),
+            grantee=Account.create().address,
+            expiry=2**39,
+        ),
+        "Withdraw": ledger.consent_message("Withdraw", subject=a.address, scope=ConsentScope.holder(a.address)),
+        "AppointDelegate": ledger.consent_message(
+            "AppointDelegate", subject=a.address, delegate=Account.create().address, expiry=2**39
+        ),
+        "RevokeDelegate": ledger.consent_message(
+            "RevokeDelegate", subject=a.address, delegate=Account.create().address
+        ),
+    }
+    for kind, msg in messages.items():
+        sc = ledger.relayer.sign_consent(a, kind, msg)
+        fields = [f["name"] for f in typed_data.CONSENT_TYPES[kind]]
+        values = tuple(_hex(sc.message[f]) if f == "scope" else sc.message[f] for f in fields)
+        web3_data = ledger.consents.encode_abi(typed_data.CONSENT_FUNCTIONS[kind], args=[values, sc.signature])
+        assert ledger.relayer.consent_call(sc) == bytes.fromhex(web3_data[2:]), kind
