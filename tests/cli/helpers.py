@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 if TYPE_CHECKING:
     from typer.testing import Result
 
@@ -40,8 +38,8 @@ def console_script() -> str:
     path = Path(sys.executable).with_name("medledger")
     if not path.exists():
         found = shutil.which("medledger")
-        if found is None:
-            pytest.skip("the medledger console script is not installed (pip install -e .)")
+        # scripts/bootstrap.sh installs the project (pip install -e .): missing is a broken setup
+        assert found is not None, "the medledger console script is not installed: run scripts/bootstrap.sh"
         return found
     return str(path)
 
