@@ -23,6 +23,14 @@ class AppState:
     started: float = field(default_factory=time.time)
     _readers: dict[int, Any] = field(default_factory=dict)
 
+    def require_indexer(self) -> Any:
+        """The event indexer; history reads need it running."""
+        if self.indexer is None:
+            from ledger.errors import NodeUnavailable
+
+            raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
+        return self.indexer
+
     def async_reader(self) -> Any:
         """The pooled async eth_call client of the running event loop (an HTTP connection pool
         belongs to one loop; tests run several apps over one state)."""

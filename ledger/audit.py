@@ -34,20 +34,6 @@ def consent_record(indexer: Any, consent_id: str) -> ConsentRecord:
     )
 
 
-def predecessors_of(indexer: Any, root: str) -> list[str]:
-    """Datasets deprecated in favour of ``root`` (its earlier versions), oldest first."""
-    out: list[str] = []
-    after: int | None = None
-    while True:
-        page = indexer.events(event="DatasetDeprecated", after=after, limit=1000)
-        for ev in page["items"]:
-            if str(ev["args"]["successor"]).lower() == root.lower():
-                out.append(str(ev["args"]["contentRoot"]))
-        after = page.get("next_cursor")
-        if after is None:
-            return out
-
-
 def all_dataset_roots(indexer: Any, limit: int = 100_000) -> list[str]:
     """Every registered dataset's content root, in registration order."""
     out: list[str] = []
@@ -59,3 +45,43 @@ def all_dataset_roots(indexer: Any, limit: int = 100_000) -> list[str]:
         if after is None:
             break
     return out[:limit]
+
+
+def dataset_with_metadata(ledger: Any, root: str | bytes) -> dict[str, Any]:
+    """A dataset's chain record and its metadata document from IPFS (or why it could not be read)."""
+    from .errors import LedgerError
+    from .ipfs import cid_from_digest
+    from .metadata import DatasetMetadata
+
+    rec = ledger.get_dataset(root)
+    cid = cid_from_digest(rec.metadata_digest)
+    out: dict[str, Any] = {"record": rec.to_json(), "metadata_cid": cid, "metadata": None, "metadata_error": None}
+    try:
+        md = DatasetMetadata.from_bytes(ledger.ipfs.get(cid))
+        out["metadata"] = md.model_dump(mode="json", exclude_none=True)
+    except LedgerError as exc:
+        out["metadata_error"] = {"type": exc.code, "detail": exc.message}
+    return out
+
+
+def dataset_versions(ledger: Any, indexer: Any, root: str | bytes, *, limit: int = 1000) -> dict[str, Any]:
+    """The version chain of a dataset: its successors (followed on chain), the versions it
+    superseded (from the index, when one is given) and the latest version."""
+    from .records import ZERO32, hex32
+
+    rec = ledger.get_dataset(root)
+    forward: list[str] = []
+    seen = {rec.content_root}
+    cur = rec
+    while cur.successor != ZERO32 and cur.successor not in seen and len(forward) < limit:
+        seen.add(cur.successor)
+        forward.append(hex32(cur.successor))
+        cur = ledger.get_dataset(cur.successor)
+    previous: list[str] = indexer.predecessors_of(hex32(rec.content_root)) if indexer is not None else []
+    return {
+        "dataset": hex32(rec.content_root),
+        "status": rec.status.name.lower(),
+        "successors": forward,
+        "predecessors": previous,
+        "latest": forward[-1] if forward else hex32(rec.content_root),
+    }

@@ -261,6 +261,17 @@ def revert_data_of(exc: Exception) -> bytes | None:
 # the client
 
 
+def eth_call_result(answer: Any, decoder: RevertDecoder) -> bytes:
+    """The bytes of a raw JSON-RPC eth_call answer; a revert becomes its domain exception."""
+    error = answer.get("error")
+    if error:
+        data_hex = error.get("data") if isinstance(error, dict) else None
+        if isinstance(data_hex, str) and len(data_hex) > 2:
+            raise decoder.decode(data_hex)
+        raise TransactionFailed(f"eth_call failed: {error}")
+    return bytes.fromhex(str(answer.get("result", "0x"))[2:])
+
+
 class AsyncRawCaller:
     """eth_call from async code (the service's hot read paths) over one pooled HTTP/1.1 client:
     no thread-pool hop and no web3 layers. Reverts become domain exceptions."""
@@ -289,13 +300,7 @@ class AsyncRawCaller:
             answer = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise NodeUnavailable(f"chain node at {self.rpc_url} failed: {exc}") from exc
-        error = answer.get("error")
-        if error:
-            data_hex = error.get("data") if isinstance(error, dict) else None
-            if isinstance(data_hex, str) and len(data_hex) > 2:
-                raise self.decoder.decode(data_hex)
-            raise TransactionFailed(f"eth_call failed: {error}")
-        return bytes.fromhex(str(answer.get("result", "0x"))[2:])
+        return eth_call_result(answer, self.decoder)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -432,13 +437,7 @@ class ChainClient:
             answer = self.w3.provider.make_request("eth_call", [{"to": to, "data": "0x" + data.hex()}, tag])  # type: ignore[arg-type]
         except OSError as exc:
             raise NodeUnavailable(f"chain node at {self.settings.rpc_url} failed: {exc}") from exc
-        error = answer.get("error")
-        if error:
-            data_hex = error.get("data") if isinstance(error, dict) else None
-            if isinstance(data_hex, str) and len(data_hex) > 2:
-                raise self.decoder.decode(data_hex)
-            raise TransactionFailed(f"eth_call failed: {error}")
-        return bytes.fromhex(str(answer.get("result", "0x"))[2:])
+        return eth_call_result(answer, self.decoder)
 
     # -- writes
 

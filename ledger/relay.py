@@ -93,6 +93,12 @@ class ForwardRequest:
             "signature": "0x" + self.signature.hex(),
         }
 
+    def unsigned_json(self) -> dict[str, Any]:
+        """The request's fields without the signature (what a client is asked to sign)."""
+        body = self.to_json()
+        body.pop("signature")
+        return body
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ForwardRequest:
         try:

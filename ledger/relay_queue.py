@@ -29,7 +29,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from .errors import InvalidInput, LedgerError, NotFound, SignatureError, TransactionFailed
-from .relay import ForwardRequest, Outcome, Relayer, SignedConsent
+from .relay import DEFAULT_DEADLINE_SECONDS, ForwardRequest, Outcome, Relayer, SignedConsent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS relay_requests (
@@ -143,6 +143,19 @@ class RelayQueue:
         signer = to_checksum_address(signer)
         with self._lock:
             return self._expected_nonce(signer)[0]
+
+    def prepare(
+        self, sender: str, to: str, data: bytes, *, deadline: int | None = None, gas_if_pending: int = 1_000_000
+    ) -> ForwardRequest:
+        """The unsigned forward request a client signs next: the nonce after this signer's queued
+        requests, the gas estimated by simulation (or ``gas_if_pending`` when earlier requests are
+        still queued, since the call may depend on them), a deadline an hour ahead by default."""
+        sender = to_checksum_address(sender)
+        with self._lock:
+            nonce, pending = self._expected_nonce(sender)
+        gas = gas_if_pending if pending else self.relayer.estimate_inner_gas(sender, to, data)
+        deadline = deadline or self.relayer.now() + DEFAULT_DEADLINE_SECONDS
+        return ForwardRequest(sender, to, 0, gas, nonce, deadline, data, b"")
 
     def _existing(self, kind: str, signer: str, nonce: int, payload: str) -> Ticket | None:
         row = self._db.execute(

@@ -10,13 +10,14 @@ project and starts its own anvil, which needs the environment of scripts/bootstr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from ledger.config import Settings
     from ledger.ipfs import IpfsStore
     from ledger.nodes import AnvilNode, IpfsNode
 
@@ -67,3 +68,27 @@ def ipfs_store(ipfs_node: IpfsNode) -> Iterator[IpfsStore]:
 
     with IpfsStore(ipfs_node.api_multiaddr, timeout=3.0) as store:
         yield store
+
+
+@pytest.fixture(scope="session")
+def deployed_settings(
+    anvil_node: AnvilNode, ipfs_node: IpfsNode, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
+    """Settings for the session's nodes with the contracts deployed (one deployment per session:
+    ``ensure_deployed`` reuses it), each suite with its own data directory named ``tag``."""
+    from ledger.config import load_settings
+    from ledger.deployment import ensure_deployed
+
+    def make(tag: str, **overrides: Any) -> Settings:
+        options: dict[str, Any] = {"ipfs_timeout": 3.0, "manage_nodes": False, **overrides}
+        settings = load_settings(
+            env={},
+            rpc_url=anvil_node.url,
+            ipfs_api=ipfs_node.api_multiaddr,
+            data_dir=str(tmp_path_factory.mktemp(tag)),
+            **options,
+        )
+        ensure_deployed(settings)
+        return settings
+
+    return make

@@ -10,15 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.problems import COMMON, responses
 from api.schemas import ImpactIn
 from api.state import AppState, get_state
-from ledger.errors import NodeUnavailable
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=COMMON)
 
 
-def _indexer(state: AppState) -> Any:
-    if state.indexer is None:
-        raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
-    return state.indexer
 
 
 @router.get("/datasets/{root}", summary="Every event touching a dataset, in order", responses=responses(404))
@@ -28,7 +23,7 @@ def dataset_trail(
     after: int | None = Query(None, ge=0, lt=2**62, description="cursor: next_cursor of the previous page"),
     state: AppState = Depends(get_state),
 ) -> Any:
-    return _indexer(state).dataset_trail(root, limit=limit, after=after)
+    return state.require_indexer().dataset_trail(root, limit=limit, after=after)
 
 
 @router.get("/users/{address}", summary="A user's requests, approvals, uses, suspensions and datasets")
@@ -38,7 +33,7 @@ def user_trail(
     after: int | None = Query(None, ge=0, lt=2**62, description="cursor: next_cursor of the previous page"),
     state: AppState = Depends(get_state),
 ) -> Any:
-    return _indexer(state).user_trail(address, limit=limit, after=after)
+    return state.require_indexer().user_trail(address, limit=limit, after=after)
 
 
 @router.post(
@@ -53,4 +48,4 @@ def withdrawal_impact(
     from ledger.coverage import withdrawal_impact as impact
     from ledger.indexer import IndexEventSource
 
-    return impact(state.ledger, IndexEventSource(_indexer(state)), address, body.subject_lists).to_json()
+    return impact(state.ledger, IndexEventSource(state.require_indexer()), address, body.subject_lists).to_json()

@@ -127,7 +127,7 @@ def recheck(
 
     result = recheck_filter(
         state.ledger,
-        IndexEventSource(_indexer(state)),
+        IndexEventSource(state.require_indexer()),
         root,
         body.subjects,
         filter_subjects=body.filter_subjects,
@@ -137,22 +137,16 @@ def recheck(
     return out
 
 
-def _indexer(state: AppState) -> Any:
-    if state.indexer is None:
-        from ledger.errors import NodeUnavailable
-
-        raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
-    return state.indexer
 
 
 @router.get("", summary="A subject's consents with their history (from the indexer)")
 def of_subject(subject: str = Query(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> Any:
-    return _indexer(state).subject_consents(subject)
+    return state.require_indexer().subject_consents(subject)
 
 
 @router.get("/{consent_id}/history", summary="Every change of one consent", responses=responses(404))
 def history(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
-    return _indexer(state).consent_history(consent_id)
+    return state.require_indexer().consent_history(consent_id)
 
 
 @router.get("/{consent_id}/fhir", summary="The consent as an HL7 FHIR R5 Consent resource", responses=responses(404))
@@ -160,5 +154,5 @@ def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState
     from ledger.audit import consent_record
     from ledger.exports import consent_to_fhir
 
-    record = consent_record(_indexer(state), consent_id)
+    record = consent_record(state.require_indexer(), consent_id)
     return consent_to_fhir(record, now=state.ledger.now())

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from api.problems import COMMON, responses
 from api.schemas import DatasetPrepared, DatasetPrepareIn, DatasetRegistered, DatasetRegisterIn, SignedWrite, Ticket
 from api.state import AppState, get_state
+from ledger.audit import dataset_versions, dataset_with_metadata
 from ledger.errors import InvalidInput, LedgerError
 from ledger.metadata import DatasetMetadata
 from ledger.operations import RegistrationCall, registration_call
 from ledger.records import ZERO32, hex32, to_bytes32
-from ledger.relay import DEFAULT_DEADLINE_SECONDS, ForwardRequest
+from ledger.relay import ForwardRequest
 
 from ._writes import queue_forward
 
@@ -42,15 +43,9 @@ def _call(body: DatasetPrepareIn) -> RegistrationCall:
 def prepare(body: DatasetPrepareIn, state: AppState = Depends(get_state)) -> DatasetPrepared:
     call = _call(body)
     relayer = state.ledger.relayer
-    holder = call.metadata.holder
     to, data = relayer.encode("DatasetRegistry", "register", *call.args)
-    nonce = state.queue.next_nonce(holder)
-    queued_ahead = nonce != relayer.chain_nonce(holder)
-    gas = 1_500_000 if queued_ahead else relayer.estimate_inner_gas(holder, to, data)
-    deadline = body.deadline or state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS
-    req = ForwardRequest(holder, to, 0, gas, nonce, deadline, data, b"")
-    unsigned = req.to_json()
-    unsigned.pop("signature")
+    req = state.queue.prepare(call.metadata.holder, to, data, deadline=body.deadline, gas_if_pending=1_500_000)
+    unsigned = req.unsigned_json()
     return DatasetPrepared(
         content_root=hex32(call.content_root),
         metadata_cid=call.metadata_cid,
@@ -91,16 +86,7 @@ def register(body: DatasetRegisterIn, state: AppState = Depends(get_state)) -> D
 
 @router.get("/{root}", responses=responses(404), summary="A dataset's chain record and metadata document")
 def get_dataset(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    rec = state.ledger.get_dataset(root)
-    from ledger.ipfs import cid_from_digest
-
-    cid = cid_from_digest(rec.metadata_digest)
-    out: dict[str, Any] = {"record": rec.to_json(), "metadata_cid": cid, "metadata": None, "metadata_error": None}
-    try:
-        out["metadata"] = DatasetMetadata.from_bytes(state.ipfs.get(cid)).model_dump(mode="json", exclude_none=True)
-    except LedgerError as exc:
-        out["metadata_error"] = {"type": exc.code, "detail": exc.message}
-    return out
+    return dataset_with_metadata(state.ledger, root)
 
 
 @router.get(
@@ -109,26 +95,7 @@ def get_dataset(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[
     summary="The version chain: successors (deprecate) and the versions it superseded",
 )
 def versions(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    rec = state.ledger.get_dataset(root)
-    forward: list[str] = []
-    seen = {rec.content_root}
-    cur = rec
-    while cur.successor != ZERO32 and cur.successor not in seen and len(forward) < 1000:
-        seen.add(cur.successor)
-        forward.append(hex32(cur.successor))
-        cur = state.ledger.get_dataset(cur.successor)
-    previous: list[str] = []
-    if state.indexer is not None:
-        from ledger.audit import predecessors_of
-
-        previous = predecessors_of(state.indexer, hex32(rec.content_root))
-    return {
-        "dataset": hex32(rec.content_root),
-        "status": rec.status.name.lower(),
-        "successors": forward,
-        "predecessors": previous,
-        "latest": forward[-1] if forward else hex32(rec.content_root),
-    }
+    return dataset_versions(state.ledger, state.indexer, root)
 
 
 @router.get("/{root}/stats", responses=responses(404), summary="Uses, distinct users and derived datasets")

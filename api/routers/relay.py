@@ -8,7 +8,6 @@ from api.problems import COMMON, responses
 from api.schemas import NonceOut, Prepared, PrepareIn, SignedWrite, Ticket
 from api.state import AppState, get_state
 from ledger.calls import OPERATIONS, encode_arguments
-from ledger.relay import DEFAULT_DEADLINE_SECONDS, ForwardRequest
 
 from ._writes import queue_forward
 
@@ -33,15 +32,9 @@ def prepare(body: PrepareIn, state: AppState = Depends(get_state)) -> Prepared:
     relayer = state.ledger.relayer
     op, values = encode_arguments(relayer, body.operation, body.args)
     to, data = relayer.encode(op.contract, op.function, *values)
-    nonce = state.queue.next_nonce(body.from_)
-    # with earlier requests queued the call may depend on them: use a generous gas limit then
-    gas = relayer.estimate_inner_gas(body.from_, to, data) if nonce == relayer.chain_nonce(body.from_) else 1_000_000
-    req = ForwardRequest(
-        body.from_, to, 0, gas, nonce, body.deadline or state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS, data, b""
-    )
+    req = state.queue.prepare(body.from_, to, data, deadline=body.deadline)
     typed = req.typed(state.ledger.client.chain_id, relayer.forwarder.address)
-    unsigned = req.to_json()
-    unsigned.pop("signature")
+    unsigned = req.unsigned_json()
     return Prepared(operation=op.name, typed_data=typed, request=unsigned)
 
 

@@ -277,39 +277,14 @@ class LocalBackend(Backend):
     # reads -----------------------------------------------------------------------------------
 
     def dataset(self, root: str) -> dict[str, Any]:
-        from ..ipfs import cid_from_digest
+        from ..audit import dataset_with_metadata
 
-        ledger = self.ledger
-        rec = ledger.get_dataset(root)
-        cid = cid_from_digest(rec.metadata_digest)
-        out: dict[str, Any] = {"record": rec.to_json(), "metadata_cid": cid, "metadata": None, "metadata_error": None}
-        try:
-            md = DatasetMetadata.from_bytes(ledger.ipfs.get(cid))
-            out["metadata"] = md.model_dump(mode="json", exclude_none=True)
-        except LedgerError as exc:
-            out["metadata_error"] = {"type": exc.code, "detail": exc.message}
-        return out
+        return dataset_with_metadata(self.ledger, root)
 
     def versions(self, root: str) -> dict[str, Any]:
-        ledger = self.ledger
-        rec = ledger.get_dataset(root)
-        forward: list[str] = []
-        seen = {rec.content_root}
-        cur = rec
-        while cur.successor != ZERO32 and cur.successor not in seen and len(forward) < 1000:
-            seen.add(cur.successor)
-            forward.append(hex32(cur.successor))
-            cur = ledger.get_dataset(cur.successor)
-        from ..audit import predecessors_of
+        from ..audit import dataset_versions
 
-        previous = predecessors_of(self.state.indexer(), hex32(rec.content_root))
-        return {
-            "dataset": hex32(rec.content_root),
-            "status": rec.status.name.lower(),
-            "successors": forward,
-            "predecessors": previous,
-            "latest": forward[-1] if forward else hex32(rec.content_root),
-        }
+        return dataset_versions(self.ledger, self.state.indexer(), root)
 
     def stats(self, root: str) -> dict[str, Any]:
         return dict(self.ledger.usage_stats(root))

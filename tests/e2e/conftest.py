@@ -6,7 +6,7 @@ Run: ``.venv/bin/python -m pytest -p no:pytest-brownie tests/e2e -q``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,27 +15,12 @@ from .helpers import ServiceProcess
 
 if TYPE_CHECKING:
     from ledger.config import Settings
-    from ledger.nodes import AnvilNode, IpfsNode
     from ledger.operations import Ledger
 
 
 @pytest.fixture(scope="session")
-def e2e_settings(anvil_node: AnvilNode, ipfs_node: IpfsNode, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from ledger.config import load_settings
-    from ledger.deployment import ensure_deployed
-
-    data = tmp_path_factory.mktemp("e2e-data")
-    settings = load_settings(
-        env={},
-        rpc_url=anvil_node.url,
-        ipfs_api=ipfs_node.api_multiaddr,
-        data_dir=str(data),
-        batch_delay=0.05,
-        ipfs_timeout=3.0,
-        manage_nodes=False,
-    )
-    ensure_deployed(settings)
-    return settings
+def e2e_settings(deployed_settings: Callable[..., Settings]) -> Settings:
+    return deployed_settings("e2e-data", batch_delay=0.05)
 
 
 @pytest.fixture(scope="session")

@@ -11,22 +11,18 @@ import pytest
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from ledger.nodes import AnvilNode, IpfsNode
+    from ledger.config import Settings
+    from ledger.nodes import IpfsNode
     from ledger.operations import Ledger
 
 
 @pytest.fixture(scope="session")
-def ledger(anvil_node: AnvilNode, ipfs_node: IpfsNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+def ledger(deployed_settings: Callable[..., Settings], ipfs_node: IpfsNode) -> Iterator[Ledger]:
     from ledger.chain import ChainClient
-    from ledger.config import load_settings
-    from ledger.deployment import ensure_deployed
     from ledger.ipfs import IpfsStore
     from ledger.operations import Ledger
 
-    data = tmp_path_factory.mktemp("ledger-data")
-    settings = load_settings(env={}, rpc_url=anvil_node.url, ipfs_api=ipfs_node.api_multiaddr, data_dir=str(data),
-                             ipfs_timeout=2.0, manage_nodes=False)
-    ensure_deployed(settings)
+    settings = deployed_settings("ledger-data", ipfs_timeout=2.0)
     with IpfsStore(ipfs_node.api_multiaddr, timeout=2.0) as store:
         yield Ledger(settings, ChainClient(settings), ipfs=store)
 

@@ -3,7 +3,7 @@ state (ledger, relay queue with its worker, IPFS store) and a TestClient over th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,26 +14,11 @@ if TYPE_CHECKING:
 
     from api.state import AppState
     from ledger.config import Settings
-    from ledger.nodes import AnvilNode, IpfsNode
 
 
 @pytest.fixture(scope="session")
-def api_settings(anvil_node: AnvilNode, ipfs_node: IpfsNode, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from ledger.config import load_settings
-    from ledger.deployment import ensure_deployed
-
-    data = tmp_path_factory.mktemp("api-data")
-    settings = load_settings(
-        env={},
-        rpc_url=anvil_node.url,
-        ipfs_api=ipfs_node.api_multiaddr,
-        data_dir=str(data),
-        batch_delay=0.05,
-        ipfs_timeout=3.0,
-        manage_nodes=False,
-    )
-    ensure_deployed(settings)
-    return settings
+def api_settings(deployed_settings: Callable[..., Settings]) -> Settings:
+    return deployed_settings("api-data", batch_delay=0.05)
 
 
 @pytest.fixture(scope="session")
