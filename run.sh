@@ -45,8 +45,8 @@ PY="$ROOT/.venv/bin/python"
 
 if [ "$STOP_NODES" = yes ]; then
   "$PY" - <<'EOF'
-from ledger.config import load_settings
-from ledger.nodes import LocalStack
+from ledger.core.config import load_settings
+from ledger.devstack.nodes import LocalStack
 
 stack = LocalStack(load_settings())
 for node in (stack.anvil, stack.ipfs):
@@ -62,14 +62,14 @@ import shlex
 import sys
 import time
 
-from ledger.config import load_settings
-from ledger.deployment import ensure_deployed
-from ledger.errors import LedgerError
+from ledger.core.config import load_settings
+from ledger.chain.deployment import ensure_deployed
+from ledger.core.errors import LedgerError
 
 settings = load_settings()
 try:
     if settings.manage_nodes:
-        from ledger.nodes import LocalStack
+        from ledger.devstack.nodes import LocalStack
 
         stack = LocalStack(settings, detach=True)
         t = time.monotonic()
@@ -163,7 +163,7 @@ LOG="$DATA_DIR/api.log"
 if [ "$answer" = 0 ]; then
   echo "== a medledger service already answers at $URL: using it"
   SERVE_REUSED=yes
-elif ! "$PY" -c "from ledger.nodes import port_in_use; import sys; sys.exit(0 if port_in_use($API_PORT, '$API_HOST') else 1)"; then
+elif ! "$PY" -c "from ledger.devstack.nodes import port_in_use; import sys; sys.exit(0 if port_in_use($API_PORT, '$API_HOST') else 1)"; then
   echo "== starting the service (API, relayer, indexer) at $URL; log $LOG"
   SERVE_REUSED=no
   mkdir -p "$DATA_DIR"

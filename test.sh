@@ -9,6 +9,7 @@ source scripts/bootstrap.sh
 echo "== lint and types"
 ruff check .
 mypy ledger
+lint-imports --no-cache
 
 echo "== contract tests (brownie, anvil)"
 brownie test tests/contracts

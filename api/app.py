@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ledger.chain import ChainClient
-from ledger.config import Settings, load_settings
-from ledger.ipfs import IpfsStore
-from ledger.operations import Ledger
-from ledger.relay_queue import RelayQueue
+from ledger.chain.client import ChainClient
+from ledger.core.config import Settings, load_settings
+from ledger.relay.queue import RelayQueue
+from ledger.services.ledger import Ledger
+from ledger.storage.ipfs import IpfsStore
 
 from . import problems
 from .routers import audit, consents, datasets, health, lineage, reads, relay, verification, writes
@@ -50,7 +50,7 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> AppState:
     )
     indexer: Any = None
     try:
-        from ledger.indexer import Indexer
+        from ledger.history.indexer import Indexer
 
         indexer = Indexer(settings, client)
     except ImportError:  # pragma: no cover - indexer optional during development

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import ContractRevert, LedgerError
+from ledger.core.errors import ContractRevert, LedgerError
 
 log = logging.getLogger("medledger.api")
 

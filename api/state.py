@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import Request
 
-from ledger.config import Settings
-from ledger.operations import Ledger
-from ledger.relay_queue import RelayQueue
+from ledger.core.config import Settings
+from ledger.relay.queue import RelayQueue
+from ledger.services.ledger import Ledger
 
 
 @dataclass
@@ -26,7 +26,7 @@ class AppState:
     def require_indexer(self) -> Any:
         """The event indexer; history reads need it running."""
         if self.indexer is None:
-            from ledger.errors import NodeUnavailable
+            from ledger.core.errors import NodeUnavailable
 
             raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
         return self.indexer
@@ -39,7 +39,7 @@ class AppState:
         key = id(asyncio.get_running_loop())
         reader = self._readers.get(key)
         if reader is None:
-            from ledger.chain import AsyncRawCaller
+            from ledger.chain.client import AsyncRawCaller
 
             reader = AsyncRawCaller(self.settings.rpc_url, self.ledger.client.decoder)
             self._readers[key] = reader

@@ -234,7 +234,7 @@ def rebuilt_note(stack: Stack) -> str:
     if stack.record is None:
         return note
     try:
-        from ledger.chain import load_artifacts
+        from ledger.chain.client import load_artifacts
 
         arts = load_artifacts(stack.settings.artifacts_dir)
         changed = [n for n, h in stack.record.abi_hashes.items() if n in arts and arts[n].abi_hash != h]

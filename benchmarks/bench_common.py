@@ -307,12 +307,12 @@ class Stack:
     timings: dict[str, float] = field(default_factory=dict)
 
     def start_nodes(self) -> None:
-        from ledger.chain import ChainClient
-        from ledger.config import load_settings
-        from ledger.deployment import ensure_deployed
-        from ledger.ipfs import IpfsStore
-        from ledger.nodes import AnvilNode, IpfsNode, free_port, free_ports
-        from ledger.operations import Ledger
+        from ledger.chain.client import ChainClient
+        from ledger.chain.deployment import ensure_deployed
+        from ledger.core.config import load_settings
+        from ledger.devstack.nodes import AnvilNode, IpfsNode, free_port, free_ports
+        from ledger.services.ledger import Ledger
+        from ledger.storage.ipfs import IpfsStore
 
         t = time.perf_counter()
         # no state file: the chain lives only as long as the run (nothing is written every 5 s)
@@ -360,7 +360,7 @@ class Stack:
         return env
 
     def start_service(self) -> None:
-        from ledger.nodes import free_port
+        from ledger.devstack.nodes import free_port
 
         self.service_port = free_port()
         self.service_log = self.workdir / "service.log"

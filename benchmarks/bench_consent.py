@@ -45,7 +45,7 @@ class ConsentWorld:
 def setup_world(stack: Stack, n_subjects: int, n_holders: int, repeats: int, rng: random.Random) -> ConsentWorld:
     from eth_account import Account
 
-    from ledger.operations import Ledger
+    from ledger.services.ledger import Ledger
 
     ledger: Ledger = stack.ledger
     admin = Account.from_key(stack.settings.relayer_private_key())
@@ -81,7 +81,7 @@ def presign_grants(
 ) -> tuple[list[bytes], list[str]]:
     """``n`` Grant messages signed by their subjects (each subject grants to the holders in turn),
     as POST /consents bodies, and their consent ids. Signed before the clock starts."""
-    from ledger import typed_data
+    from ledger.chain import typed_data
 
     bodies: list[bytes] = []
     ids: list[str] = []
@@ -226,7 +226,7 @@ def process_ids(stack: Stack) -> dict[str, int]:
 def grants_baseline_once(stack: Stack, bodies: list[bytes]) -> dict[str, Any]:
     """One transaction per grant, unbatched: the library relays each subject-signed grantBySig as
     its own transaction and waits for it (Ledger.write_consent: check, simulate, send, receipt)."""
-    from ledger.relay import SignedConsent
+    from ledger.relay.relayer import SignedConsent
 
     ledger = stack.ledger
     lat: list[float] = []
@@ -378,9 +378,9 @@ def scenario_checks(stack: Stack, world: ConsentWorld, cfg: dict[str, Any], rng:
     from eth_abi.abi import encode
     from eth_utils.crypto import keccak
 
-    from ledger import datause
-    from ledger.chain import ChainClient
-    from ledger.operations import Ledger
+    from ledger.chain.client import ChainClient
+    from ledger.rules import datause
+    from ledger.services.ledger import Ledger
 
     repeats, n = cfg["repeats"], cfg["checks"]
     conc = cfg["check_clients"]

@@ -18,7 +18,7 @@ BATCH_GAS_BUDGET = 24_000_000
 
 def make_metadata(holder: str, rng: random.Random, parents: Sequence[str] = (), n_files: int = 3) -> Any:
     """A valid metadata document with synthetic file entries (random digests: unique content)."""
-    from ledger.metadata import DatasetMetadata
+    from ledger.content.metadata import DatasetMetadata
 
     md: dict[str, Any] = {
         "title": {"en": f"Synthetic cohort {rng.getrandbits(32):08x}"},
@@ -63,9 +63,9 @@ def register_batched(
     concurrently, have each holder sign its requests (consecutive forwarder nonces), then relay
     them in ``executeBatch`` transactions (sent back to back, then awaited). ``gas`` per request
     is estimated once from the first request when not given. Returns the content roots."""
-    from ledger import typed_data
-    from ledger.operations import registration_call
-    from ledger.relay import ForwardRequest
+    from ledger.chain import typed_data
+    from ledger.relay.relayer import ForwardRequest
+    from ledger.services.ledger import registration_call
 
     stages = stages if stages is not None else {}
     relayer = ledger.relayer
@@ -201,7 +201,7 @@ def build_dag(stack: Stack, depth: int, fan_in: int, rng: random.Random) -> tupl
         rest.append((holders[1], md))
         prev = "0x" + _root_of(md).hex()
     if rest:
-        from ledger.operations import registration_call
+        from ledger.services.ledger import registration_call
 
         to, data = ledger.relayer.encode("DatasetRegistry", "register", *registration_call(rest[0][1]).args)
         gas = int(ledger.relayer.estimate_inner_gas(holders[1].address, to, data) * 1.1)
@@ -211,14 +211,14 @@ def build_dag(stack: Stack, depth: int, fan_in: int, rng: random.Random) -> tupl
 
 
 def _root_of(md: Any) -> bytes:
-    from ledger.operations import registration_call
+    from ledger.services.ledger import registration_call
 
     return bytes(registration_call(md).content_root)
 
 
 def naive_walk(stack: Stack, root: bytes) -> dict[str, Any]:
     """One getDataset call and one IPFS get per node, sequentially (verify_dataset per node)."""
-    from ledger.verify import verify_dataset
+    from ledger.services.verification import verify_dataset
 
     seen: set[bytes] = set()
     todo = [root]
@@ -240,7 +240,7 @@ def naive_walk(stack: Stack, root: bytes) -> dict[str, Any]:
 
 
 def scenario_lineage(stack: Stack, cfg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    from ledger.verify import verify_lineage
+    from ledger.services.verification import verify_lineage
 
     depth, fan_in = cfg["dag_depth"], cfg["dag_fan_in"]
     t = time.perf_counter()

@@ -17,8 +17,8 @@ from bench_common import ROOT, have, log, ratio, summary
 
 HASH_SCRIPT = r"""
 import json, sys, time
-from ledger.files import hash_folder
-from ledger.merkle import content_tree
+from ledger.content.files import hash_folder
+from ledger.content.merkle import content_tree
 
 folder, mode = sys.argv[1], sys.argv[2]
 out = {"seconds": 0.0, "files": 0, "root": None, "entries": None}

@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.events import LedgerEvent, checksum
-from ledger.indexer import ROLE_NAMES, IndexIdentity, IndexStore
+from ledger.history.events import LedgerEvent, checksum
+from ledger.history.indexer import ROLE_NAMES, IndexIdentity, IndexStore
 
 CONTRACTS = {
     "LedgerForwarder": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
@@ -308,9 +308,9 @@ def bench_decode(n: int) -> float:
     """Raw logs per second through EventDecoder (topic lookup + hex slicing)."""
     from eth_abi.abi import encode
 
-    from ledger.chain import load_artifacts
-    from ledger.config import load_settings
-    from ledger.events import EventDecoder
+    from ledger.chain.client import load_artifacts
+    from ledger.core.config import load_settings
+    from ledger.history.events import EventDecoder
 
     arts = load_artifacts(load_settings(env={}).artifacts_dir)
     dec = EventDecoder(arts, CONTRACTS)
@@ -366,11 +366,11 @@ def bench_chain(n_uses: int, chunk_blocks: int) -> dict[str, Any]:
 
     from eth_account import Account
 
-    from ledger.chain import ChainClient
-    from ledger.config import PROJECT_ROOT, load_settings
-    from ledger.deployment import ensure_deployed
-    from ledger.indexer import Indexer
-    from ledger.operations import Ledger
+    from ledger.chain.client import ChainClient
+    from ledger.chain.deployment import ensure_deployed
+    from ledger.core.config import PROJECT_ROOT, load_settings
+    from ledger.history.indexer import Indexer
+    from ledger.services.ledger import Ledger
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -50,9 +50,10 @@ try:
 except ImportError:  # pragma: no cover - imported as scripts.demo
     from scripts import demo_data  # type: ignore[no-redef]
 
-from ledger import datause, typed_data
-from ledger.files import hash_folder
-from ledger.merkle import content_root, subject_tree
+from ledger.chain import typed_data
+from ledger.content.files import hash_folder
+from ledger.content.merkle import content_root, subject_tree
+from ledger.rules import datause
 
 Log = Callable[[str], None]
 
@@ -328,7 +329,7 @@ def cohort_metadata(holder: str, folder: Path, subjects: int) -> dict[str, Any]:
 
 
 def filter_metadata(holder: str, folder: Path, parent: str, covered: int, block: int, started: str) -> dict[str, Any]:
-    from ledger.coverage import filter_parameters_digest
+    from ledger.services.coverage import filter_parameters_digest
 
     now = _now_iso()
     digest = "0x" + filter_parameters_digest(bytes.fromhex(parent[2:]), RESEARCH_PURPOSE, block).hex()
@@ -1098,7 +1099,7 @@ def run_scenario(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ledger.config import load_settings
+    from ledger.core.config import load_settings
 
     settings = load_settings()
     parser = argparse.ArgumentParser(description="Run the demo scenario against the service over HTTP")

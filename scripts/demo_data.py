@@ -377,11 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out
     if out is None:
-        from ledger.config import load_settings
+        from ledger.core.config import load_settings
 
         out = load_settings().data_dir / "demo" / "data"
-    from ledger.files import hash_folder
-    from ledger.merkle import content_root
+    from ledger.content.files import hash_folder
+    from ledger.content.merkle import content_root
 
     cohort, where = write_all(out, args.subjects)
     print(f"{len(cohort.subjects)} subjects, {len(cohort.records)} records")

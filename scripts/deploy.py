@@ -8,8 +8,8 @@ relayer key (anvil's first development account on a local anvil)."""
 
 from brownie import network
 
-from ledger.config import load_settings
-from ledger.deployment import ensure_deployed
+from ledger.chain.deployment import ensure_deployed
+from ledger.core.config import load_settings
 
 
 def main() -> None:

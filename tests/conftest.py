@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ledger.config import Settings
-    from ledger.ipfs import IpfsStore
-    from ledger.nodes import AnvilNode, IpfsNode
+    from ledger.core.config import Settings
+    from ledger.devstack.nodes import AnvilNode, IpfsNode
+    from ledger.storage.ipfs import IpfsStore
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,7 +37,7 @@ def nodes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def anvil_node(nodes_dir: Path) -> Iterator[AnvilNode]:
     """A real anvil (chain id 31337, base fee 0) with a state file, on a free port."""
-    from ledger.nodes import AnvilNode, free_port
+    from ledger.devstack.nodes import AnvilNode, free_port
 
     node = AnvilNode(nodes_dir / "anvil", free_port(), nodes_dir / "anvil" / "state.json")
     node.start()
@@ -50,7 +50,7 @@ def anvil_node(nodes_dir: Path) -> Iterator[AnvilNode]:
 @pytest.fixture(scope="session")
 def ipfs_node(nodes_dir: Path) -> Iterator[IpfsNode]:
     """A real js-ipfs daemon (offline, test profile) on free ports."""
-    from ledger.nodes import IpfsNode, free_ports
+    from ledger.devstack.nodes import IpfsNode, free_ports
 
     api, gateway, rpc = free_ports(3)
     node = IpfsNode(nodes_dir / "ipfs", api, gateway, rpc)
@@ -64,7 +64,7 @@ def ipfs_node(nodes_dir: Path) -> Iterator[IpfsNode]:
 @pytest.fixture
 def ipfs_store(ipfs_node: IpfsNode) -> Iterator[IpfsStore]:
     """An IpfsStore on the session's js-ipfs node with a short fetch timeout."""
-    from ledger.ipfs import IpfsStore
+    from ledger.storage.ipfs import IpfsStore
 
     with IpfsStore(ipfs_node.api_multiaddr, timeout=3.0) as store:
         yield store
@@ -76,8 +76,8 @@ def deployed_settings(
 ) -> Callable[..., Settings]:
     """Settings for the session's nodes with the contracts deployed (one deployment per session:
     ``ensure_deployed`` reuses it), each suite with its own data directory named ``tag``."""
-    from ledger.config import load_settings
-    from ledger.deployment import ensure_deployed
+    from ledger.chain.deployment import ensure_deployed
+    from ledger.core.config import load_settings
 
     def make(tag: str, **overrides: Any) -> Settings:
         options: dict[str, Any] = {"ipfs_timeout": 3.0, "manage_nodes": False, **overrides}

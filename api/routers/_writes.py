@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from api.schemas import ForwardRequestIn, Ticket
 from api.state import AppState
-from ledger.calls import decode_call
-from ledger.errors import InvalidInput
-from ledger.relay import ForwardRequest
+from ledger.core.errors import InvalidInput
+from ledger.relay.calls import decode_call
+from ledger.relay.relayer import ForwardRequest
 
 
 def queue_forward(

@@ -45,7 +45,7 @@ def withdrawal_impact(
     address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"),
     state: AppState = Depends(get_state),
 ) -> Any:
-    from ledger.coverage import withdrawal_impact as impact
-    from ledger.indexer import IndexEventSource
+    from ledger.history.indexer import IndexEventSource
+    from ledger.services.coverage import withdrawal_impact as impact
 
     return impact(state.ledger, IndexEventSource(state.require_indexer()), address, body.subject_lists).to_json()

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.problems import COMMON, responses
 from api.schemas import ConsentPrepareIn, ConsentSigned, CoverageIn, RecheckIn, Ticket
 from api.state import AppState, get_state
-from ledger import datause
-from ledger.errors import InvalidInput
-from ledger.records import ConsentScope
-from ledger.relay import DEFAULT_DEADLINE_SECONDS, SignedConsent, random_consent_nonce
+from ledger.core.errors import InvalidInput
+from ledger.core.records import ConsentScope
+from ledger.relay.relayer import DEFAULT_DEADLINE_SECONDS, SignedConsent, random_consent_nonce
+from ledger.rules import datause
 
 router = APIRouter(prefix="/consents", tags=["consents"], responses=COMMON)
 
@@ -99,7 +99,7 @@ async def check(
     responses=responses(404),
 )
 def coverage(body: CoverageIn, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    from ledger.coverage import compute_coverage
+    from ledger.services.coverage import compute_coverage
 
     purpose = datause.Purpose.of(body.category, body.attributes, body.disease)
     from eth_utils.address import is_address
@@ -122,8 +122,8 @@ def coverage(body: CoverageIn, state: AppState = Depends(get_state)) -> dict[str
 def recheck(
     body: RecheckIn, root: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)
 ) -> dict[str, Any]:
-    from ledger.coverage import recheck_filter
-    from ledger.indexer import IndexEventSource
+    from ledger.history.indexer import IndexEventSource
+    from ledger.services.coverage import recheck_filter
 
     result = recheck_filter(
         state.ledger,
@@ -151,8 +151,8 @@ def history(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppSt
 
 @router.get("/{consent_id}/fhir", summary="The consent as an HL7 FHIR R5 Consent resource", responses=responses(404))
 def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
-    from ledger.audit import consent_record
-    from ledger.exports import consent_to_fhir
+    from ledger.exports.formats import consent_to_fhir
+    from ledger.services.audit import consent_record
 
     record = consent_record(state.require_indexer(), consent_id)
     return consent_to_fhir(record, now=state.ledger.now())

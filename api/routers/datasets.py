@@ -11,12 +11,12 @@ from pydantic import ValidationError
 from api.problems import COMMON, responses
 from api.schemas import DatasetPrepared, DatasetPrepareIn, DatasetRegistered, DatasetRegisterIn, SignedWrite, Ticket
 from api.state import AppState, get_state
-from ledger.audit import dataset_versions, dataset_with_metadata
-from ledger.errors import InvalidInput, LedgerError
-from ledger.metadata import DatasetMetadata
-from ledger.operations import RegistrationCall, registration_call
-from ledger.records import ZERO32, hex32, to_bytes32
-from ledger.relay import ForwardRequest
+from ledger.content.metadata import DatasetMetadata
+from ledger.core.errors import InvalidInput, LedgerError
+from ledger.core.records import ZERO32, hex32, to_bytes32
+from ledger.relay.relayer import ForwardRequest
+from ledger.services.audit import dataset_versions, dataset_with_metadata
+from ledger.services.ledger import RegistrationCall, registration_call
 
 from ._writes import queue_forward
 
@@ -111,7 +111,7 @@ def stats(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, i
     summary="Change tier/embargo, deprecate or retract (signed by the holder)",
 )
 def change_status(body: SignedWrite, root: str = ROOT, state: AppState = Depends(get_state)) -> Ticket:
-    from ledger.calls import decode_call
+    from ledger.relay.calls import decode_call
 
     _, args = decode_call(state.ledger.relayer, body.request.to, bytes.fromhex(body.request.data[2:]))
     if bytes(args.get("contentRoot", b"")) != to_bytes32(root, "content root"):

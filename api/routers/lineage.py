@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 
 from api.problems import COMMON, responses
 from api.state import AppState, get_state
-from ledger.verify import verify_lineage
+from ledger.services.verification import verify_lineage
 
 router = APIRouter(prefix="/lineage", tags=["lineage"], responses=COMMON)
 ROOT = Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="content root")
@@ -37,13 +37,13 @@ def verification(root: str = ROOT, state: AppState = Depends(get_state)) -> dict
 
 @router.get("/{root}/prov", summary="W3C PROV-JSON of the lineage", responses=responses(404))
 def prov(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    from ledger.exports import lineage_to_prov
+    from ledger.exports.formats import lineage_to_prov
 
     return lineage_to_prov(verify_lineage(state.ledger, root))
 
 
 @router.get("/{root}/openlineage", summary="OpenLineage run events of the lineage", responses=responses(404))
 def openlineage(root: str = ROOT, state: AppState = Depends(get_state)) -> list[dict[str, Any]]:
-    from ledger.exports import lineage_to_openlineage
+    from ledger.exports.formats import lineage_to_openlineage
 
     return lineage_to_openlineage(verify_lineage(state.ledger, root))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path
 from api.problems import COMMON, responses
 from api.schemas import NonceOut, Prepared, PrepareIn, SignedWrite, Ticket
 from api.state import AppState, get_state
-from ledger.calls import OPERATIONS, encode_arguments
+from ledger.relay.calls import OPERATIONS, encode_arguments
 
 from ._writes import queue_forward
 

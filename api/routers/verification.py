@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from api.problems import COMMON, responses
 from api.schemas import HashQuery
 from api.state import AppState, get_state
-from ledger.errors import InvalidInput
-from ledger.verify import verify_dataset, verify_file, verify_lineage
+from ledger.core.errors import InvalidInput
+from ledger.services.verification import verify_dataset, verify_file, verify_lineage
 
 router = APIRouter(prefix="/verify", tags=["verification"], responses=COMMON)
 
@@ -21,7 +21,7 @@ def _candidates(state: AppState, given: list[str] | None) -> list[str]:
         return given
     if state.indexer is None:
         raise InvalidInput("name the candidate datasets", hint="the indexer is not running to search all datasets")
-    from ledger.audit import all_dataset_roots
+    from ledger.services.audit import all_dataset_roots
 
     return all_dataset_roots(state.indexer)
 

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
-from .. import datause
-from ..classification import Tier
-from ..errors import LedgerError, NodeUnavailable
-from ..metadata import DatasetMetadata
-from ..operations import role_id
-from ..records import ZERO32, ConsentScope, ScopeKind, TxInfo, hex32
+from ledger.content.metadata import DatasetMetadata
+from ledger.core.classification import Tier
+from ledger.core.errors import LedgerError, NodeUnavailable
+from ledger.core.records import ZERO32, ConsentScope, ScopeKind, TxInfo, hex32
+from ledger.rules import datause
+from ledger.services.ledger import role_id
 
 if TYPE_CHECKING:
-    from ..http_client import ServiceClient
-    from ..operations import Ledger
-    from ._state import State
+    from ledger.cli._state import State
+    from ledger.client.http import ServiceClient
+    from ledger.services.ledger import Ledger
 
 
 def _tx(info: TxInfo, **extra: Any) -> dict[str, Any]:
@@ -277,12 +277,12 @@ class LocalBackend(Backend):
     # reads -----------------------------------------------------------------------------------
 
     def dataset(self, root: str) -> dict[str, Any]:
-        from ..audit import dataset_with_metadata
+        from ledger.services.audit import dataset_with_metadata
 
         return dataset_with_metadata(self.ledger, root)
 
     def versions(self, root: str) -> dict[str, Any]:
-        from ..audit import dataset_versions
+        from ledger.services.audit import dataset_versions
 
         return dataset_versions(self.ledger, self.state.indexer(), root)
 
@@ -314,8 +314,8 @@ class LocalBackend(Backend):
         return self.state.indexer().subject_consents(subject)
 
     def consent_fhir(self, subject: str, scope: ConsentScope, grantee: str | None) -> dict[str, Any]:
-        from ..audit import consent_record
-        from ..exports import consent_to_fhir
+        from ledger.exports.formats import consent_to_fhir
+        from ledger.services.audit import consent_record
 
         ledger = self.ledger
         record = consent_record(self.state.indexer(), hex32(ledger.consent_id(subject, scope, grantee)))
@@ -324,12 +324,12 @@ class LocalBackend(Backend):
         return consent_to_fhir(record, now=ledger.now(), given_at=given_at)
 
     def verify_dataset(self, root: str) -> dict[str, Any]:
-        from ..verify import verify_dataset
+        from ledger.services.verification import verify_dataset
 
         return verify_dataset(self.ledger, root).to_json()
 
     def verify_hash(self, sha256: str, size: int, datasets: Sequence[str] | None) -> dict[str, Any]:
-        from ..verify import verify_file, verify_lineage
+        from ledger.services.verification import verify_file, verify_lineage
 
         candidates = list(datasets) if datasets else self.all_datasets()
         result = verify_file(self.ledger, sha256=sha256, size=size, datasets=candidates)
@@ -345,24 +345,24 @@ class LocalBackend(Backend):
 
     def all_datasets(self) -> list[str]:
         """Every registered content root, from the local event index."""
-        from ..audit import all_dataset_roots
+        from ledger.services.audit import all_dataset_roots
 
         return all_dataset_roots(self.state.indexer())
 
     def verify_lineage(self, root: str) -> dict[str, Any]:
-        from ..verify import verify_lineage
+        from ledger.services.verification import verify_lineage
 
         return verify_lineage(self.ledger, root).to_json()
 
     def prov(self, root: str) -> dict[str, Any]:
-        from ..exports import lineage_to_prov
-        from ..verify import verify_lineage
+        from ledger.exports.formats import lineage_to_prov
+        from ledger.services.verification import verify_lineage
 
         return lineage_to_prov(verify_lineage(self.ledger, root))
 
     def openlineage(self, root: str) -> list[dict[str, Any]]:
-        from ..exports import lineage_to_openlineage
-        from ..verify import verify_lineage
+        from ledger.exports.formats import lineage_to_openlineage
+        from ledger.services.verification import verify_lineage
 
         return lineage_to_openlineage(verify_lineage(self.ledger, root))
 
@@ -373,8 +373,8 @@ class LocalBackend(Backend):
         return self.state.indexer().user_trail(address, limit=limit, after=after)
 
     def withdrawal_impact(self, subject: str, lists: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        from ..coverage import withdrawal_impact
-        from ..indexer import IndexEventSource
+        from ledger.history.indexer import IndexEventSource
+        from ledger.services.coverage import withdrawal_impact
 
         source = IndexEventSource(self.state.indexer())
         return withdrawal_impact(self.ledger, source, subject, lists).to_json()
@@ -442,7 +442,7 @@ class ServiceBackend(Backend):
     def register_dataset(
         self, actor: LocalAccount, metadata: DatasetMetadata, subjects: Sequence[str], embargo_end: int
     ) -> dict[str, Any]:
-        from ..merkle import subject_tree
+        from ledger.content.merkle import subject_tree
 
         subject_root = hex32(subject_tree(subjects).root) if subjects else None
         answer = self.client.register_dataset(
@@ -604,7 +604,7 @@ class ServiceBackend(Backend):
         return self.client.consents(subject)
 
     def consent_fhir(self, subject: str, scope: ConsentScope, grantee: str | None) -> dict[str, Any]:
-        from ..coverage import consent_id
+        from ledger.services.coverage import consent_id
 
         cid = consent_id(subject, scope.kind, scope.value, grantee)
         return dict(self.client.consent_fhir(hex32(cid)))

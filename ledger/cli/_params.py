@@ -11,8 +11,8 @@ from typing import Literal
 from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from pydantic_core import PydanticCustomError
 
-from ..errors import InvalidInput
-from ..keystore import KeyNotFound
+from ledger.chain.keystore import KeyNotFound
+from ledger.core.errors import InvalidInput
 
 #: choices
 Category = Literal["GRU", "HMB", "DS", "POA"]
@@ -49,7 +49,7 @@ def address_arg(value: str) -> str:
             return parse_address(text if text.startswith(("0x", "0X")) else "0x" + text)
         except InvalidInput as exc:
             raise _bad(exc.message) from exc
-    from ._state import state
+    from ledger.cli._state import state
 
     try:
         return state().keystore().resolve(text).address
@@ -138,7 +138,7 @@ def days_from_now(days: float) -> int:
     """A unix time ``days`` from now, by the chain's clock (what the contracts compare with)."""
     if days <= 0:
         raise InvalidInput(f"the number of days must be positive, got {days:g}")
-    from ._state import state
+    from ledger.cli._state import state
 
     return int(state().now() + days * 86400)
 

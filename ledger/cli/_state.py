@@ -33,16 +33,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..config import Settings, load_settings
-from ..errors import ConfigurationError, InvalidInput, LedgerError
-from ..keystore import Keystore, keystore_dir, read_password_file
+from ledger.chain.keystore import Keystore, keystore_dir, read_password_file
+from ledger.core.config import Settings, load_settings
+from ledger.core.errors import ConfigurationError, InvalidInput, LedgerError
 
 if TYPE_CHECKING:
-    from ..http_client import ServiceClient
-    from ..indexer import Indexer
-    from ..ipfs import IpfsStore
-    from ..operations import Ledger
-    from ._backend import Backend
+    from ledger.cli._backend import Backend
+    from ledger.client.http import ServiceClient
+    from ledger.history.indexer import Indexer
+    from ledger.services.ledger import Ledger
+    from ledger.storage.ipfs import IpfsStore
 
 #: exit codes
 EXIT_OK = 0
@@ -125,7 +125,7 @@ class State:
 
     def ipfs(self) -> IpfsStore:
         if self._ipfs is None:
-            from ..ipfs import IpfsStore
+            from ledger.storage.ipfs import IpfsStore
 
             self._ipfs = IpfsStore.from_settings(self.settings())
             self._closers.append(self._ipfs.close)
@@ -135,8 +135,8 @@ class State:
         """The library over the configured chain and IPFS node; writes are relayed by the
         configured relayer key (the CLI is its own relayer)."""
         if self._ledger is None:
-            from ..chain import ChainClient
-            from ..operations import Ledger
+            from ledger.chain.client import ChainClient
+            from ledger.services.ledger import Ledger
 
             settings = self.settings()
             client = ChainClient(settings)
@@ -147,7 +147,7 @@ class State:
         """The local event index (``<data_dir>/index-<chain id>.sqlite3``), brought up to the
         chain's confirmed head first. It can always be rebuilt from the chain."""
         if self._indexer is None:
-            from ..indexer import Indexer
+            from ledger.history.indexer import Indexer
 
             self._indexer = Indexer(self.settings(), self.ledger().client)
             self._closers.append(self._indexer.close)
@@ -161,14 +161,14 @@ class State:
                 raise typer.BadParameter(
                     "this command talks to the service: give --service URL", param_hint="--service"
                 )
-            from ..http_client import ServiceClient
+            from ledger.client.http import ServiceClient
 
             self._service = ServiceClient(self.service_url, wait_timeout=self.timeout)
             self._closers.append(self._service.close)
         return self._service
 
     def backend(self) -> Backend:
-        from ._backend import LocalBackend, ServiceBackend
+        from ledger.cli._backend import LocalBackend, ServiceBackend
 
         if self.service_url:
             return ServiceBackend(self)
@@ -327,7 +327,7 @@ def report_error(exc: BaseException, code: int) -> None:
         body: dict[str, Any] = {"error": {"type": kind, "message": message}, "exit_code": code}
         if hint:
             body["error"]["hint"] = hint
-        from ..http_client import problem_of
+        from ledger.client.http import problem_of
 
         problem = problem_of(exc)
         if problem is not None:

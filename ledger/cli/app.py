@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
-from ..errors import LedgerError
-from ._state import EXIT_CANNOT_RUN, State, exit_code_for, report_error, set_state
+from ledger import __version__
+from ledger.cli._state import EXIT_CANNOT_RUN, State, exit_code_for, report_error, set_state
+from ledger.core.errors import LedgerError
 
 HELP = """\
 Provenance and consent ledger for medical scientific data sharing: one command for every party
@@ -150,7 +150,7 @@ def root(
 
 
 def _register() -> None:
-    from . import (
+    from ledger.cli import (
         cmd_access,
         cmd_audit,
         cmd_consent,

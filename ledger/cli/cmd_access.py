@@ -8,11 +8,11 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .. import datause
-from ..errors import DocumentTooLarge
-from ..ipfs import MAX_DOCUMENT_SIZE
-from ._params import Category, days_from_now, digest_arg, root_arg, split_terms
-from ._state import done, emit, kv_table, state
+from ledger.cli._params import Category, days_from_now, digest_arg, root_arg, split_terms
+from ledger.cli._state import done, emit, kv_table, state
+from ledger.content.cid import MAX_DOCUMENT_SIZE
+from ledger.core.errors import DocumentTooLarge
+from ledger.rules import datause
 
 access_app = typer.Typer(help="Access requests (user), decisions (reviewer; holder under embargo), embargo override.")
 use_app = typer.Typer(help="Record a use of a dataset (user); refused by the contract unless allowed.")

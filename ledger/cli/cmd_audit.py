@@ -8,9 +8,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ..errors import InvalidInput
-from ._params import address_arg, digest_arg, root_arg, subjects_from_file
-from ._state import done, emit, rows_table, state
+from ledger.cli._params import address_arg, digest_arg, root_arg, subjects_from_file
+from ledger.cli._state import done, emit, rows_table, state
+from ledger.core.errors import InvalidInput
 
 app = typer.Typer(help="Auditor: suspend and reinstate datasets and users; audit trails; what a withdrawal affects.")
 

@@ -8,10 +8,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ..errors import InvalidInput
-from ..records import ConsentScope
-from ._params import Category, address_arg, days_from_now, root_arg, split_terms
-from ._state import EXIT_VERIFICATION_FAILED, done, emit, rows_table, state
+from ledger.cli._params import Category, address_arg, days_from_now, root_arg, split_terms
+from ledger.cli._state import EXIT_VERIFICATION_FAILED, done, emit, rows_table, state
+from ledger.core.errors import InvalidInput
+from ledger.core.records import ConsentScope
 
 app = typer.Typer(
     help="Consent, signed by the subject (or a delegate it appointed, with --subject): grant, renew, "
@@ -215,7 +215,7 @@ def fhir(
     grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, metavar="ADDRESS", help=GRANTEE_HELP),
 ) -> None:
     """A consent as an HL7 FHIR R5 Consent resource (JSON)."""
-    from ._state import print_json
+    from ledger.cli._state import print_json
 
     resource = state().backend().consent_fhir(subject, _scope(holder, dataset), grantee)
     print_json(resource)

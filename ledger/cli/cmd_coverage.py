@@ -13,10 +13,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .. import datause
-from ..errors import InvalidInput
-from ._params import Category, address_arg, root_arg, split_terms, subjects_from_file
-from ._state import EXIT_VERIFICATION_FAILED, done, emit, kv_table, state
+from ledger.cli._params import Category, address_arg, root_arg, split_terms, subjects_from_file
+from ledger.cli._state import EXIT_VERIFICATION_FAILED, done, emit, kv_table, state
+from ledger.core.errors import InvalidInput
+from ledger.rules import datause
 
 app = typer.Typer(
     help="Consent coverage of a cohort: compute it, register it as a consent-filtered dataset, recheck a filter."
@@ -24,7 +24,7 @@ app = typer.Typer(
 
 
 def available() -> bool:
-    return importlib.util.find_spec("ledger.coverage") is not None
+    return importlib.util.find_spec("ledger.services.coverage") is not None
 
 
 def _no_service() -> None:
@@ -66,7 +66,7 @@ def compute(
     """Which of the subjects have consent in force for the purpose, as the consent registry
     answers at one block."""
     _no_service()
-    from ..coverage import compute_coverage
+    from ledger.services.coverage import compute_coverage
 
     result = compute_coverage(
         state().ledger(),
@@ -104,7 +104,7 @@ def filter_(
     """Register the covered subset as a dataset derived from the cohort, with activity "consent
     filter for the purpose at block N" and the subset's subject root (signed by the holder, --key)."""
     _no_service()
-    from ..coverage import compute_coverage, register_consent_filter
+    from ledger.services.coverage import compute_coverage, register_consent_filter
 
     st = state()
     holder = st.actor()
@@ -162,12 +162,12 @@ def recheck(
     """Recompute a registered consent filter from the chain's consent history at its block and
     compare with its subject root. Exit code 1 if it does not match."""
     _no_service()
-    from ..coverage import LogEventSource, recheck_filter
+    from ledger.services.coverage import LogEventSource, recheck_filter
 
     ledger = state().ledger()
     result = recheck_filter(
         ledger,
-        LogEventSource(ledger),
+        LogEventSource(ledger.client),
         filter_root,
         subjects_from_file(subjects),
         filter_subjects=subjects_from_file(filter_subjects) if filter_subjects is not None else None,

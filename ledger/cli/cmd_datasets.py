@@ -11,12 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from .. import datause
-from ..classification import Classification, Tier
-from ..errors import InvalidInput
-from ..files import hash_folder
-from ..metadata import ActivityDescription, ActivityType, Citation, DatasetMetadata, DeIdentification, Licence, Software
-from ._params import (
+from ledger.cli._params import (
     ActivityName,
     TierName,
     days_from_now,
@@ -26,7 +21,20 @@ from ._params import (
     split_terms,
     subjects_from_file,
 )
-from ._state import byte_progress, done, emit, kv_table, state
+from ledger.cli._state import byte_progress, done, emit, kv_table, state
+from ledger.content.files import hash_folder
+from ledger.content.metadata import (
+    ActivityDescription,
+    ActivityType,
+    Citation,
+    DatasetMetadata,
+    DeIdentification,
+    Licence,
+    Software,
+)
+from ledger.core.classification import Classification, Tier
+from ledger.core.errors import InvalidInput
+from ledger.rules import datause
 
 app = typer.Typer(help="Datasets: register from a folder, show, versions, sharing, deprecate, retract, stats.")
 

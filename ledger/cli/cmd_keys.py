@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ..errors import ConfigurationError, InvalidInput
-from ..keystore import AliasTaken, check_alias, check_scrypt_n
-from ._state import done, emit, rows_table, state
+from ledger.chain.keystore import AliasTaken, check_alias, check_scrypt_n
+from ledger.cli._state import done, emit, rows_table, state
+from ledger.core.errors import ConfigurationError, InvalidInput
 
 app = typer.Typer(
     help="Keys of the parties: standard encrypted Ethereum keystore files (V3, scrypt), named by alias.",

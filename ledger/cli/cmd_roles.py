@@ -7,8 +7,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ._params import RoleName, address_arg
-from ._state import done, emit, state
+from ledger.cli._params import RoleName, address_arg
+from ledger.cli._state import done, emit, state
 
 app = typer.Typer(help="Roles (holder, reviewer, user, auditor, admin), granted and revoked by an admin.")
 

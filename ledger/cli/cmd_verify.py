@@ -11,9 +11,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ..files import hash_file, hash_folder
-from ._params import root_arg
-from ._state import (
+from ledger.cli._params import root_arg
+from ledger.cli._state import (
     EXIT_VERIFICATION_FAILED,
     byte_progress,
     count_progress,
@@ -23,6 +22,7 @@ from ._state import (
     rows_table,
     state,
 )
+from ledger.content.files import hash_file, hash_folder
 
 verify_app = typer.Typer(
     help="Verify datasets, files and lineages against the chain and IPFS. Exit code 1 when the data does not verify."
@@ -52,7 +52,7 @@ def _render_dataset(out: Console, data: dict[str, Any]) -> None:
 
 
 def _verify_local_dataset(root: str, files: Path) -> dict[str, Any]:
-    from ..verify import verify_dataset
+    from ledger.services.verification import verify_dataset
 
     ledger = state().ledger()
     with byte_progress(f"hashing {files}") as progress:
@@ -121,8 +121,9 @@ def _lineage_report(root: str, files: Path | None) -> dict[str, Any]:
     if files is None and st.service_url:
         with count_progress(f"verifying the lineage of {root[:10]}… at the service"):
             return st.backend().verify_lineage(root)
-    from ..records import to_bytes32
-    from ..verify import Reason, verify_dataset, verify_lineage
+    from ledger.core.records import to_bytes32
+    from ledger.rules.verification import Reason
+    from ledger.services.verification import verify_dataset, verify_lineage
 
     ledger = st.ledger()
     entries = None
@@ -192,7 +193,7 @@ def _write_document(document: Any, output: Path | None, what: str) -> None:
     try:
         output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as exc:
-        from ..errors import InvalidInput
+        from ledger.core.errors import InvalidInput
 
         raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from exc
     emit(

@@ -18,7 +18,7 @@ import pytest
 from .helpers import CLI_RELAYER_INDEX, PARTIES, PASSWORD, Cli, anvil_key
 
 if TYPE_CHECKING:
-    from ledger.nodes import AnvilNode, IpfsNode
+    from ledger.devstack.nodes import AnvilNode, IpfsNode
 
 
 @pytest.fixture(scope="session")

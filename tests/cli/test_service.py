@@ -20,7 +20,7 @@ from .helpers import SERVICE_RELAYER_INDEX, Cli, anvil_key, console_script, writ
 def service(
     cli: Cli, parties: dict[str, str], roles_granted: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    from ledger.nodes import free_port
+    from ledger.devstack.nodes import free_port
 
     port = free_port()
     log = tmp_path_factory.mktemp("service") / "serve.log"

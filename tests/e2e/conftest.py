@@ -14,8 +14,8 @@ import pytest
 from .helpers import ServiceProcess
 
 if TYPE_CHECKING:
-    from ledger.config import Settings
-    from ledger.operations import Ledger
+    from ledger.core.config import Settings
+    from ledger.services.ledger import Ledger
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +26,9 @@ def e2e_settings(deployed_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture(scope="session")
 def chain(e2e_settings: Settings) -> Iterator[Ledger]:
     """Direct reads of the chain and IPFS, independent of the service under test."""
-    from ledger.chain import ChainClient
-    from ledger.ipfs import IpfsStore
-    from ledger.operations import Ledger
+    from ledger.chain.client import ChainClient
+    from ledger.services.ledger import Ledger
+    from ledger.storage.ipfs import IpfsStore
 
     with IpfsStore.from_settings(e2e_settings) as store:
         yield Ledger(e2e_settings, ChainClient(e2e_settings), ipfs=store)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from ledger.config import Settings
+    from ledger.core.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = PROJECT_ROOT / "scripts"
@@ -64,7 +64,7 @@ class ServiceProcess:
     worker and indexer), configured through the environment."""
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
-        from ledger.nodes import free_port
+        from ledger.devstack.nodes import free_port
 
         self.settings = settings
         self.port = port or free_port()

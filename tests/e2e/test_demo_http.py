@@ -11,12 +11,12 @@ import httpx
 import pytest
 from eth_account import Account
 
-from ledger import datause
-from ledger.classification import DatasetStatus, Tier
-from ledger.config import Settings
-from ledger.merkle import subject_tree
-from ledger.operations import Ledger
-from ledger.records import ZERO32, ConsentScope, ConsentState, RequestStatus, to_bytes32
+from ledger.content.merkle import subject_tree
+from ledger.core.classification import DatasetStatus, Tier
+from ledger.core.config import Settings
+from ledger.core.records import ZERO32, ConsentScope, ConsentState, RequestStatus, to_bytes32
+from ledger.rules import datause
+from ledger.services.ledger import Ledger
 
 from .helpers import ServiceProcess, import_demo, wait_until
 
@@ -106,7 +106,7 @@ def test_roles_granted(run: Any, chain: Ledger, actors: Any) -> None:
 
 
 def test_cohort_registered(run: Any, chain: Ledger, cohort: Any, actors: Any, http: httpx.Client) -> None:
-    from ledger.verify import verify_dataset
+    from ledger.services.verification import verify_dataset
 
     rec = chain.get_dataset(run.cohort_root)
     assert rec.holder == actors.hospital.address
@@ -166,7 +166,7 @@ def test_consents_indexed(run: Any, http: httpx.Client, cohort: Any, actors: Any
 
 
 def test_consent_filter(run: Any, chain: Ledger, cohort: Any, actors: Any) -> None:
-    from ledger.coverage import LogEventSource, recheck_filter
+    from ledger.services.coverage import LogEventSource, recheck_filter
 
     rec = chain.get_dataset(run.filter_root)
     assert rec.holder == actors.hospital.address
@@ -181,7 +181,8 @@ def test_consent_filter(run: Any, chain: Ledger, cohort: Any, actors: Any) -> No
     assert kinds == set(demo_data.COVERS_RESEARCH_PURPOSE)
     assert cohort.minor.address in covered
     # anyone with the subject lists can recheck the filter from the chain's consent history
-    check = recheck_filter(chain, LogEventSource(chain), run.filter_root, cohort.addresses, filter_subjects=covered)
+    source = LogEventSource(chain.client)
+    check = recheck_filter(chain, source, run.filter_root, cohort.addresses, filter_subjects=covered)
     assert check.ok, check.to_json()
     assert check.block == run.filter_block
     assert check.purpose == demo.RESEARCH_PURPOSE
@@ -265,7 +266,7 @@ def test_suspension_refuses_later_use(run: Any, chain: Ledger, actors: Any, http
     assert refusal["error"] == "DatasetNotUsable"
     assert refusal["type"].endswith("use-refused")
     # and it stays refused: the contract, not only the API, refuses a signed use
-    from ledger.errors import UseRefused
+    from ledger.core.errors import UseRefused
 
     user = Account.from_key(actors.researcher.key)
     with pytest.raises(UseRefused):

@@ -16,9 +16,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
-from ledger.config import Settings
-from ledger.operations import Ledger
-from ledger.records import ConsentScope, ConsentState
+from ledger.core.config import Settings
+from ledger.core.records import ConsentScope, ConsentState
+from ledger.services.ledger import Ledger
 
 from .helpers import import_demo, settings_for, wait_until
 
@@ -49,7 +49,7 @@ def service_state(settings: Settings, *, workers: bool) -> Iterator[tuple[Any, A
 
 
 def role(name: str) -> str:
-    from ledger.operations import role_id
+    from ledger.services.ledger import role_id
 
     return "0x" + role_id(name).hex()
 
@@ -207,7 +207,7 @@ def test_crash_between_sending_and_settling(
     """A worker died after it sent some batches and before it recorded their outcome: rows are
     left 'submitting' with the transaction hash. One forward batch and one consent batch really
     went out; another forward batch was marked but its transaction never reached the node."""
-    from ledger.relay import ForwardRequest, SignedConsent
+    from ledger.relay.relayer import ForwardRequest, SignedConsent
 
     settings = settings_for(e2e_settings, tmp_path / "service")
     start_block = chain.client.w3.eth.block_number + 1  # events from here on

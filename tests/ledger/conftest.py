@@ -11,16 +11,16 @@ import pytest
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from ledger.config import Settings
-    from ledger.nodes import IpfsNode
-    from ledger.operations import Ledger
+    from ledger.core.config import Settings
+    from ledger.devstack.nodes import IpfsNode
+    from ledger.services.ledger import Ledger
 
 
 @pytest.fixture(scope="session")
 def ledger(deployed_settings: Callable[..., Settings], ipfs_node: IpfsNode) -> Iterator[Ledger]:
-    from ledger.chain import ChainClient
-    from ledger.ipfs import IpfsStore
-    from ledger.operations import Ledger
+    from ledger.chain.client import ChainClient
+    from ledger.services.ledger import Ledger
+    from ledger.storage.ipfs import IpfsStore
 
     settings = deployed_settings("ledger-data", ipfs_timeout=2.0)
     with IpfsStore(ipfs_node.api_multiaddr, timeout=2.0) as store:

@@ -21,8 +21,8 @@ def write_files(folder: Path, files: dict[str, bytes]) -> Path:
 def metadata_for(holder: str, folder: Path, *, parents: list[str] | None = None, activity: str = "de-identification",
                  tier: str = "controlled", title: str = "Synthetic cohort") -> Any:
     """A DatasetMetadata for the files of ``folder`` (and an activity when derived)."""
-    from ledger.files import hash_folder
-    from ledger.metadata import DatasetMetadata
+    from ledger.content.files import hash_folder
+    from ledger.content.metadata import DatasetMetadata
 
     now = datetime.now(UTC).replace(microsecond=0)
     md: dict[str, Any] = {

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ledger.chain import ChainClient, DeploymentRecord
-from ledger.errors import AccessDenied, ContractRevert, DeploymentMismatch, SignatureError, TransactionFailed
-from ledger.operations import Ledger, role_id
-from ledger.records import ZERO32
+from ledger.chain.client import ChainClient, DeploymentRecord
+from ledger.core.errors import AccessDenied, ContractRevert, DeploymentMismatch, SignatureError, TransactionFailed
+from ledger.core.records import ZERO32
+from ledger.services.ledger import Ledger, role_id
 
 
 def test_record_for_another_chain_or_without_code_is_refused(ledger: Ledger) -> None:
@@ -120,8 +120,8 @@ def test_batch_reports_each_outcome_with_decoded_reason(ledger: Ledger, admin: A
     # a request that reverts inside the batch (the signer is no admin), signed without simulation
     stranger = Account.create()
     to, data = relayer.encode("LedgerRoles", "grantRole", role_id("user"), b.address)
-    from ledger import typed_data
-    from ledger.relay import ForwardRequest
+    from ledger.chain import typed_data
+    from ledger.relay.relayer import ForwardRequest
 
     unsigned = ForwardRequest(stranger.address, to, 0, 200_000, 0, int(time.time()) + 600, data, b"")
     sig = typed_data.sign(unsigned.typed(ledger.client.chain_id, relayer.forwarder.address), stranger.key)
@@ -137,7 +137,7 @@ def test_batch_reports_each_outcome_with_decoded_reason(ledger: Ledger, admin: A
 def test_fast_eip712_matches_the_generic_encoder() -> None:
     import os
 
-    from ledger import fast712, typed_data
+    from ledger.chain import fast712, typed_data
 
     acct = Account.create()
     registry = "0x" + "ab" * 20
@@ -168,9 +168,10 @@ def test_consent_call_encoding_matches_web3(ledger: Ledger) -> None:
     """relayBatch calldata is encoded with precomputed selectors; it must equal web3's encoding."""
     import os
 
-    from ledger import datause, typed_data
-    from ledger.records import ConsentScope
-    from ledger.relay import _hex
+    from ledger.chain import typed_data
+    from ledger.core.records import ConsentScope
+    from ledger.relay.relayer import _hex
+    from ledger.rules import datause
 
     a = Account.create()
     messages = {

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.config import load_settings
-from ledger.errors import ConfigurationError
+from ledger.core.config import load_settings
+from ledger.core.errors import ConfigurationError
 
 
 def test_precedence_file_env_overrides(tmp_path: Path) -> None:

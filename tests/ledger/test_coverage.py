@@ -26,9 +26,13 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger import datause
-from ledger.classification import Classification, Tier
-from ledger.coverage import (
+from ledger.content.files import hash_folder
+from ledger.content.metadata import ActivityDescription, ActivityType, DatasetMetadata, Licence
+from ledger.core.classification import Classification, Tier
+from ledger.core.errors import DatasetNotFound, InvalidInput
+from ledger.core.records import ConsentScope, hex32
+from ledger.rules import datause
+from ledger.services.coverage import (
     ConsentEventKind,
     CoverageResult,
     EventSource,
@@ -39,11 +43,7 @@ from ledger.coverage import (
     register_consent_filter,
     withdrawal_impact,
 )
-from ledger.errors import DatasetNotFound, InvalidInput
-from ledger.files import hash_folder
-from ledger.metadata import ActivityDescription, ActivityType, DatasetMetadata, Licence
-from ledger.operations import Ledger, Registration
-from ledger.records import ConsentScope, hex32
+from ledger.services.ledger import Ledger, Registration
 
 T2D = 5148  # MONDO:0005148 type 2 diabetes mellitus
 OTHER_DISEASE = 7254  # MONDO:0007254 breast cancer
@@ -231,11 +231,11 @@ def events(
     """The history, read straight from the chain's logs or through the SQLite event index (which
     syncs before every answer): every test that reads history runs against both."""
     if request.param == "logs":
-        source: EventSource = LogEventSource(ledger)
+        source: EventSource = LogEventSource(ledger.client)
         assert isinstance(source, EventSource)
         yield source
         return
-    from ledger.indexer import Indexer, IndexEventSource
+    from ledger.history.indexer import Indexer, IndexEventSource
 
     indexer = Indexer(ledger.settings, ledger.client, path=tmp_path_factory.mktemp("coverage-index") / "index.sqlite3")
     try:
@@ -282,7 +282,7 @@ def test_coverage_matches_the_python_model(ledger: Ledger, world: SimpleNamespac
     assert coverage.subjects_match_dataset
     assert world.before_jump < coverage.block <= ledger.client.w3.eth.block_number
     assert coverage.timestamp == ledger.client.w3.eth.get_block(coverage.block)["timestamp"]
-    from ledger.merkle import subject_tree
+    from ledger.content.merkle import subject_tree
 
     assert coverage.subject_root == subject_tree(want).root
     data = coverage.to_json()
@@ -369,7 +369,7 @@ def test_filter_is_registered_as_derived_dataset(
     assert meta.activity.agent == world.holder.address
     assert rec.activity_digest == meta.activity.digest()
     # each covered subject can prove membership on chain
-    from ledger.merkle import subject_tree
+    from ledger.content.merkle import subject_tree
 
     tree = subject_tree(coverage.covered)
     s = coverage.covered[3]
@@ -653,9 +653,10 @@ def test_no_withdrawal_no_impact(ledger: Ledger, world: SimpleNamespace, events:
 
 
 def test_log_source_query_strategies_agree(ledger: Ledger, world: SimpleNamespace, coverage: CoverageResult) -> None:
-    default = LogEventSource(ledger).consent_events_until(coverage.block, world.subjects)
-    chunked = LogEventSource(ledger, topic_chunk=4, max_range=7).consent_events_until(coverage.block, world.subjects)
-    bulk = LogEventSource(ledger, bulk_topics=5).consent_events_until(coverage.block, world.subjects)
+    default = LogEventSource(ledger.client).consent_events_until(coverage.block, world.subjects)
+    chunked_source = LogEventSource(ledger.client, topic_chunk=4, max_range=7)
+    chunked = chunked_source.consent_events_until(coverage.block, world.subjects)
+    bulk = LogEventSource(ledger.client, bulk_topics=5).consent_events_until(coverage.block, world.subjects)
     assert default == chunked == bulk
     assert {e.subject for e in default} <= set(world.subjects)
-    assert LogEventSource(ledger).consent_events_until(coverage.block, []) == []
+    assert LogEventSource(ledger.client).consent_events_until(coverage.block, []) == []

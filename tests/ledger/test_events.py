@@ -24,12 +24,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from ledger import datause
-from ledger.chain import ChainClient
-from ledger.classification import Tier
-from ledger.config import PROJECT_ROOT, Settings, load_settings
-from ledger.deployment import ensure_deployed
-from ledger.events import (
+from ledger.chain.client import ChainClient
+from ledger.chain.deployment import ensure_deployed
+from ledger.core.classification import Tier
+from ledger.core.config import PROJECT_ROOT, Settings, load_settings
+from ledger.core.records import ConsentScope
+from ledger.history.events import (
     SEQ_SHIFT,
     EventDecoder,
     LedgerEvent,
@@ -38,8 +38,8 @@ from ledger.events import (
     event_seq,
     seq_block,
 )
-from ledger.operations import Ledger
-from ledger.records import ConsentScope
+from ledger.rules import datause
+from ledger.services.ledger import Ledger
 
 DAY = 86_400
 
@@ -438,7 +438,7 @@ class _Limited(LogSource):
         if method == "eth_getLogs":
             span = int(params[0]["toBlock"], 16) - int(params[0]["fromBlock"], 16) + 1
             if span > self.limit:
-                from ledger.events import _RpcError
+                from ledger.history.events import _RpcError
 
                 raise _RpcError(method, {"code": -32005, "message": "query returned more than 10000 results"})
             logs = super()._rpc(method, params, soft=soft)

@@ -18,10 +18,20 @@ from fhir.resources.consent import Consent
 from openlineage.client.serde import Serde
 from prov.model import ProvDocument
 
-from ledger import datause
-from ledger.classification import Classification, DatasetStatus, Tier
-from ledger.errors import InvalidInput
-from ledger.exports import (
+from ledger.content.files import FileEntry
+from ledger.content.metadata import ActivityDescription, DatasetMetadata
+from ledger.core.classification import Classification, DatasetStatus, Tier
+from ledger.core.errors import InvalidInput
+from ledger.core.records import (
+    ZERO32,
+    ZERO_ADDRESS,
+    ConsentRecord,
+    ConsentScope,
+    ConsentState,
+    DatasetRecord,
+    hex32,
+)
+from ledger.exports.formats import (
     CODE_LABELS,
     DUO_SYSTEM,
     ETHEREUM_ADDRESS_SYSTEM,
@@ -33,18 +43,8 @@ from ledger.exports import (
     prov_document,
     run_id,
 )
-from ledger.files import FileEntry
-from ledger.metadata import ActivityDescription, DatasetMetadata
-from ledger.records import (
-    ZERO32,
-    ZERO_ADDRESS,
-    ConsentRecord,
-    ConsentScope,
-    ConsentState,
-    DatasetRecord,
-    hex32,
-)
-from ledger.verify import DatasetVerification, LineageReport
+from ledger.rules import datause
+from ledger.rules.verification import DatasetVerification, LineageReport
 
 
 def address(n: int) -> str:

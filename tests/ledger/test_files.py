@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.errors import InvalidInput
-from ledger.files import CHUNK_SIZE, FileEntry, hash_file, hash_folder, list_files, sha256_file
-from ledger.merkle import CONTENT_TYPES, content_tree, verify
+from ledger.content.files import CHUNK_SIZE, FileEntry, hash_file, hash_folder, list_files, sha256_file
+from ledger.content.merkle import CONTENT_TYPES, content_tree, verify
+from ledger.core.errors import InvalidInput
 
 
 def make_dataset(root: Path) -> dict[str, bytes]:

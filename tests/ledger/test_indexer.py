@@ -26,10 +26,10 @@ from test_events import (
     stop_chain,
 )
 
-from ledger import datause
-from ledger.chain import ChainClient
-from ledger.events import EventDecoder, seq_block
-from ledger.indexer import (
+from ledger.chain.client import ChainClient
+from ledger.core.records import ConsentScope
+from ledger.history.events import EventDecoder, seq_block
+from ledger.history.indexer import (
     Indexer,
     IndexEventSource,
     IndexIdentity,
@@ -37,7 +37,7 @@ from ledger.indexer import (
     IndexStore,
     SyncReport,
 )
-from ledger.records import ConsentScope
+from ledger.rules import datause
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
@@ -443,10 +443,10 @@ def test_withdrawals_suspensions_and_relays(idx: Indexer, scenario: Scenario) ->
 
 
 def test_index_stands_in_for_the_chain_in_coverage(chain: Chain, idx: Indexer, scenario: Scenario) -> None:
-    from ledger.coverage import EventSource, LogEventSource
+    from ledger.services.coverage import EventSource, LogEventSource
 
     sc, a = scenario, scenario.actors
-    logs = LogEventSource(chain.ledger)
+    logs = LogEventSource(chain.ledger.client)
     index = IndexEventSource(idx)
     assert isinstance(index, EventSource)
     for block in (sc.blocks["renew"], sc.blocks["withdraw"], sc.end_block):
@@ -557,7 +557,7 @@ def test_confirmations_are_honoured(chain: Chain, scenario: Scenario, tmp_path: 
 
 
 def test_another_deployment_or_chain_is_rebuilt(chain: Chain, scenario: Scenario, tmp_path: Path) -> None:
-    from ledger.deployment import deploy_all
+    from ledger.chain.deployment import deploy_all
 
     path = tmp_path / "shared.sqlite3"
     with Indexer(chain.settings, chain.client, path=path) as first:
@@ -644,7 +644,7 @@ def test_background_thread_follows_the_chain(chain: Chain, idx: Indexer) -> None
         def flaky() -> int:
             calls["n"] += 1
             if calls["n"] == 1:
-                from ledger.errors import NodeUnavailable
+                from ledger.core.errors import NodeUnavailable
 
                 raise NodeUnavailable("node went away")
             return original()

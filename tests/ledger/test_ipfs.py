@@ -12,7 +12,9 @@ import aleph_cid
 import ipfshttpclient
 import pytest
 
-from ledger.errors import (
+from ledger.content.cid import MAX_DOCUMENT_SIZE, Cid, cid_from_digest, cid_of, content_matches, digest_of, same_cid
+from ledger.content.metadata import ActivityDescription
+from ledger.core.errors import (
     DocumentTooLarge,
     InvalidInput,
     LedgerError,
@@ -20,19 +22,8 @@ from ledger.errors import (
     MetadataNotFound,
     NodeUnavailable,
 )
-from ledger.ipfs import (
-    MAX_DOCUMENT_SIZE,
-    Cid,
-    IpfsStore,
-    cid_from_digest,
-    cid_of,
-    content_matches,
-    digest_of,
-    same_cid,
-    to_multiaddr,
-)
-from ledger.metadata import ActivityDescription
-from ledger.nodes import IpfsNode, free_port
+from ledger.devstack.nodes import IpfsNode, free_port
+from ledger.storage.ipfs import IpfsStore, to_multiaddr
 
 # ---------------------------------------------------------------------------------------------
 # CIDs, no daemon

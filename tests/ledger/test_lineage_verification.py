@@ -16,13 +16,14 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from ledger_fixtures import metadata_for, unique_files, write_files
 
-from ledger.classification import DatasetStatus
-from ledger.errors import AccessDenied, DatasetAlreadyRegistered
-from ledger.ipfs import digest_of
-from ledger.nodes import IpfsNode
-from ledger.operations import Ledger
-from ledger.records import ZERO32, hex32
-from ledger.verify import Reason, verify_dataset, verify_file, verify_lineage
+from ledger.content.cid import digest_of
+from ledger.core.classification import DatasetStatus
+from ledger.core.errors import AccessDenied, DatasetAlreadyRegistered
+from ledger.core.records import ZERO32, hex32
+from ledger.devstack.nodes import IpfsNode
+from ledger.rules.verification import Reason
+from ledger.services.ledger import Ledger
+from ledger.services.verification import verify_dataset, verify_file, verify_lineage
 
 
 @pytest.fixture
@@ -206,7 +207,7 @@ def test_verify_one_file_with_chain_checked_proof(ledger: Ledger, holder: LocalA
 
 
 def test_lineage_graph_from_the_chain_alone(ledger: Ledger, holder: LocalAccount, tmp_path: Path) -> None:
-    from ledger.verify import lineage_graph
+    from ledger.services.verification import lineage_graph
 
     a = _register(ledger, holder, write_files(tmp_path / "ga", unique_files("ga")))
     b = _register(ledger, holder, write_files(tmp_path / "gb", unique_files("gb")), parents=[hex32(a)])

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode
 
-from ledger.config import PROJECT_ROOT
-from ledger.errors import InvalidInput
-from ledger.merkle import (
+from ledger.content.merkle import (
     CONTENT_TYPES,
     SUBJECT_TYPES,
     MultiProof,
@@ -31,6 +29,8 @@ from ledger.merkle import (
     verify,
     verify_multiproof,
 )
+from ledger.core.config import PROJECT_ROOT
+from ledger.core.errors import InvalidInput
 
 COMPAT_SCRIPT = Path(__file__).resolve().parent.parent / "js" / "merkle_compat.js"
 NODE = shutil.which("node")

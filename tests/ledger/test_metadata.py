@@ -11,12 +11,10 @@ import pytest
 import rfc8785
 from pydantic import ValidationError
 
-from ledger.classification import Category, Classification, DatasetStatus, Tier
-from ledger.errors import InvalidInput
-from ledger.files import FileEntry
-from ledger.ipfs import cid_from_digest, digest_of
-from ledger.merkle import content_tree
-from ledger.metadata import (
+from ledger.content.cid import cid_from_digest, digest_of
+from ledger.content.files import FileEntry
+from ledger.content.merkle import content_tree
+from ledger.content.metadata import (
     ActivityDescription,
     ActivityType,
     DatasetMetadata,
@@ -24,6 +22,8 @@ from ledger.metadata import (
     mondo_code,
     mondo_number,
 )
+from ledger.core.classification import Category, Classification, DatasetStatus, Tier
+from ledger.core.errors import InvalidInput
 
 HOLDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 AGENT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

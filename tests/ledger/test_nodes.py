@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from ledger.config import Settings
-from ledger.errors import ConfigurationError, NodeStartFailed, NodeUnavailable
-from ledger.ipfs import IpfsStore
-from ledger.nodes import AnvilNode, IpfsNode, LocalStack, free_port, free_ports, port_in_use
+from ledger.core.config import Settings
+from ledger.core.errors import ConfigurationError, NodeStartFailed, NodeUnavailable
+from ledger.devstack.nodes import AnvilNode, IpfsNode, LocalStack, free_port, free_ports, port_in_use
+from ledger.storage.ipfs import IpfsStore
 
 DEV_ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 SINK = "0x000000000000000000000000000000000000dEaD"
@@ -101,7 +101,7 @@ def test_anvil_stopped_by_a_second_process(tmp_path: Path) -> None:
     port = free_port()
     AnvilNode(tmp_path, port, detach=True).start()
     result = run_python(f"""
-        from ledger.nodes import AnvilNode
+        from ledger.devstack.nodes import AnvilNode
         print(AnvilNode({str(tmp_path)!r}, {port}).stop())
     """)
     assert result.stdout.strip() == "True", result.stderr
@@ -114,7 +114,7 @@ def test_anvil_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            f"from ledger.nodes import AnvilNode; import time; AnvilNode({str(tmp_path)!r}, {port}).start();"
+            f"from ledger.devstack.nodes import AnvilNode; import time; AnvilNode({str(tmp_path)!r}, {port}).start();"
             " print('up', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
@@ -136,7 +136,7 @@ def test_anvil_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
 def test_detached_anvil_outlives_its_starter(tmp_path: Path) -> None:
     port = free_port()
     result = run_python(f"""
-        from ledger.nodes import AnvilNode
+        from ledger.devstack.nodes import AnvilNode
         AnvilNode({str(tmp_path)!r}, {port}, detach=True).start()
     """)
     assert result.returncode == 0, result.stderr

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ledger import datause
-from ledger.errors import SignatureError
-from ledger.operations import Ledger, role_id
-from ledger.records import ConsentScope
-from ledger.relay_queue import RelayQueue
+from ledger.core.errors import SignatureError
+from ledger.core.records import ConsentScope
+from ledger.relay.queue import RelayQueue
+from ledger.rules import datause
+from ledger.services.ledger import Ledger, role_id
 
 
 def _wait(queue: RelayQueue, ids: list[str], timeout: float = 30) -> list[Any]:

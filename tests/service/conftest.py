@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
     from api.state import AppState
-    from ledger.config import Settings
+    from ledger.core.config import Settings
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
-from ledger import typed_data
+from ledger.chain import typed_data
 
 
 def wait_ticket(client: TestClient, ticket_id: str, timeout: float = 30.0) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from eth_account import Account
 from fastapi.testclient import TestClient
 
-from ledger import typed_data
+from ledger.chain import typed_data
 
 from .helpers import consent, do, wait_ticket
 
@@ -149,6 +149,6 @@ def test_register_consent_access_use(client: TestClient, admin: Any) -> None:
 
 
 def _role(name: str) -> str:
-    from ledger.operations import role_id
+    from ledger.services.ledger import role_id
 
     return "0x" + role_id(name).hex()

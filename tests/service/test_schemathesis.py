@@ -23,7 +23,7 @@ SCHEMATHESIS = ROOT / ".venv-schemathesis" / "bin" / "schemathesis"
 @pytest.fixture(scope="module")
 def live_url(app_state: Any) -> Iterator[str]:
     from api.app import create_app
-    from ledger.nodes import free_port
+    from ledger.devstack.nodes import free_port
 
     port = free_port()
     server = uvicorn.Server(
