@@ -24,7 +24,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger.chain import fast712, typed_data
+from ledger.chain import typed_data
 from ledger.chain.client import ChainClient
 from ledger.core.errors import InvalidInput, LedgerError, SignatureError, TransactionFailed
 
@@ -168,10 +168,10 @@ class Relayer:
         self.client = client
         self.forwarder = client.contract("LedgerForwarder")
         self.consent = client.contract("ConsentRegistry")
-        self._forwarder_separator = fast712.domain_separator(
+        self._forwarder_separator = typed_data.domain_separator(
             typed_data.FORWARDER_NAME, typed_data.VERSION, client.chain_id, self.forwarder.address
         )
-        self._consent_separator = fast712.domain_separator(
+        self._consent_separator = typed_data.domain_separator(
             typed_data.CONSENT_NAME, typed_data.VERSION, client.chain_id, self.consent.address
         )
         self._known_datasets: set[bytes] = set()
@@ -251,8 +251,8 @@ class Relayer:
             raise InvalidInput(f"request target {req.to} is not a ledger contract")
         if req.value != 0:
             raise InvalidInput("requests must not carry value")
-        signer = fast712.recover(
-            fast712.digest(
+        signer = typed_data.recover_digest(
+            typed_data.message_digest(
                 "ForwardRequest",
                 {
                     "from": req.sender,
@@ -391,7 +391,9 @@ class Relayer:
         typed_data.consent_message(
             sc.kind, chain_id=self.client.chain_id, registry=self.consent.address, message=sc.message
         )  # field names
-        signer = fast712.recover(fast712.digest(sc.kind, sc.message, self._consent_separator), sc.signature)
+        signer = typed_data.recover_digest(
+            typed_data.message_digest(sc.kind, sc.message, self._consent_separator), sc.signature
+        )
         if int(sc.message["deadline"]) <= self.now():
             raise SignatureError("consent message deadline has passed", hint="sign again with a later deadline")
         subject = to_checksum_address(sc.message["subject"])
