@@ -25,7 +25,8 @@ from bench_common import (
     summary,
 )
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+from ledger.core.records import ZERO_ADDRESS
+
 HMB = 1 << 2  # DataUse: health/medical/biomedical research
 
 

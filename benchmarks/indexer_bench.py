@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ledger.core.records import ZERO_ADDRESS
 from ledger.history.events import LedgerEvent, checksum
 from ledger.history.indexer import ROLE_NAMES, IndexIdentity, IndexStore
 
@@ -42,7 +43,6 @@ CONTRACTS = {
     "UsageRegistry": "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
 }
 ROLE_IDS = {name: role_id for role_id, name in ROLE_NAMES.items()}
-ZERO = "0x0000000000000000000000000000000000000000"
 HMB, GRU, DS = 1 << 2, 1 << 1, 1 << 3
 
 
@@ -101,7 +101,13 @@ def synthesise(n_events: int, seed: int = 7, per_block: int = 10) -> Iterator[li
     for role, people in (("holder", w.holders), ("user", w.users), ("reviewer", w.reviewers), ("auditor", w.auditors)):
         for p in people:
             first.append(
-                ev("LedgerRoles", "RoleGranted", {"role": ROLE_IDS[role], "account": p, "sender": ZERO}, li, w.h32())
+                ev(
+                    "LedgerRoles",
+                    "RoleGranted",
+                    {"role": ROLE_IDS[role], "account": p, "sender": ZERO_ADDRESS},
+                    li,
+                    w.h32(),
+                )
             )
             li += 1
     for _ in range(100):
@@ -150,7 +156,7 @@ def synthesise(n_events: int, seed: int = 7, per_block: int = 10) -> Iterator[li
                     "subject": subject,
                     "scope": scope,
                     "scopeKind": 0 if holder_scope else 1,
-                    "grantee": ZERO if rng.random() < 0.8 else rng.choice(w.users),
+                    "grantee": ZERO_ADDRESS if rng.random() < 0.8 else rng.choice(w.users),
                     "purposes": rng.choice((HMB, GRU, DS)),
                     "diseaseCode": 0,
                     "expiry": t0 + 10**8,

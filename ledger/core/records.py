@@ -10,7 +10,10 @@ from eth_utils.address import to_checksum_address
 
 from ledger.core.classification import DatasetStatus, Tier
 
-ZERO32 = b"\x00" * 32
+#: the zero word as the library handles it (records, call arguments); the one definition
+ZERO32 = bytes(32)
+#: the same word as the index, JSON and the chain's logs spell it
+ZERO32_HEX = "0x" + "00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eth_utils.crypto import keccak
 
 from ledger.core.errors import InvalidInput, LedgerError
+from ledger.core.records import ZERO32_HEX, ZERO_ADDRESS
 from ledger.history.events import (
     SEQ_SHIFT,
     LedgerEvent,
@@ -61,13 +62,11 @@ JSON = dict[str, Any]
 Page = dict[str, Any]  # {"items": [...], "next_cursor": int | None}
 
 SCHEMA_VERSION = 1
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-ZERO32 = "0x" + "00" * 32
 #: most rows a paginated query returns at once
 MAX_LIMIT = 100_000
 
 ROLE_NAMES: dict[str, str] = {
-    ZERO32: "admin",
+    ZERO32_HEX: "admin",
     **{"0x" + keccak(text=f"{n.upper()}_ROLE").hex(): n for n in ("holder", "reviewer", "user", "auditor")},
 }
 TIER_NAMES = ("open", "registered", "controlled", "closed")
