@@ -13,6 +13,8 @@ from ledger.core.errors import InvalidInput
 from ledger.core.records import ConsentScope
 from ledger.relay.relayer import DEFAULT_DEADLINE_SECONDS, SignedConsent, random_consent_nonce
 from ledger.rules import datause
+from ledger.services.audit import consent_fhir
+from ledger.services.consents import decode_in_force, in_force_answer
 
 router = APIRouter(prefix="/consents", tags=["consents"], responses=COMMON)
 
@@ -83,14 +85,7 @@ async def check(
     purpose = datause.Purpose.of(category, attributes, disease)
     to, data = state.ledger.consent_check_call(subject, dataset, purpose, grantee)
     out = await state.async_reader().call(to, data)
-    return {
-        "subject": subject,
-        "dataset": dataset,
-        "purpose": datause.describe(purpose.mask),
-        "disease": datause.disease_label(purpose.disease),
-        "grantee": grantee,
-        "in_force": len(out) == 32 and out[-1] == 1,
-    }
+    return in_force_answer(subject, dataset, purpose, grantee, decode_in_force(out))
 
 
 @router.post(
@@ -151,8 +146,4 @@ def history(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppSt
 
 @router.get("/{consent_id}/fhir", summary="The consent as an HL7 FHIR R5 Consent resource", responses=responses(404))
 def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
-    from ledger.exports.formats import consent_to_fhir
-    from ledger.services.audit import consent_record
-
-    record = consent_record(state.require_indexer(), consent_id)
-    return consent_to_fhir(record, now=state.ledger.now())
+    return consent_fhir(state.ledger, state.require_indexer(), consent_id)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from ledger.core.errors import NotFound
-from ledger.core.records import ConsentRecord, ConsentScope, ConsentState, ScopeKind
+from ledger.content.cid import cid_from_digest
+from ledger.content.metadata import DatasetMetadata
+from ledger.core.errors import LedgerError, NotFound
+from ledger.core.records import ZERO32, ConsentRecord, ConsentScope, ConsentState, ScopeKind, hex32
+from ledger.exports.formats import consent_to_fhir
+from ledger.history.indexer import Indexer
+from ledger.services.ledger import Ledger
 
 
-def consent_record(indexer: Any, consent_id: str) -> ConsentRecord:
+def consent_record(indexer: Indexer, consent_id: str) -> ConsentRecord:
     """A consent as a ConsentRecord: its key (subject, scope, grantee) from the indexer, its terms
     and state as indexed, with its history."""
     row = indexer.consent(consent_id)
@@ -34,7 +40,37 @@ def consent_record(indexer: Any, consent_id: str) -> ConsentRecord:
     )
 
 
-def all_dataset_roots(indexer: Any, limit: int = 100_000) -> list[str]:
+def given_at(ledger: Ledger, record: ConsentRecord) -> int | None:
+    """When the consent was (last) given: the block time of its latest ``given`` entry, as the
+    index recorded it or, for an entry without one, as the chain has it."""
+    given = [h for h in record.history if h.get("action") == "given"]
+    if not given:
+        return None
+    last = given[-1]
+    stamp = last.get("block_timestamp") or last.get("timestamp")
+    if stamp:
+        return int(stamp)
+    block = last.get("block_number") or last.get("block")
+    if block is None:
+        return None
+    return int(ledger.client.w3.eth.get_block(int(block))["timestamp"])
+
+
+def consent_fhir(
+    ledger: Ledger,
+    indexer: Indexer,
+    consent_id: str,
+    *,
+    dataset_titles: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A consent as a complete HL7 FHIR R5 ``Consent``: terms and history from the index, status
+    at the chain's latest block time, ``date`` and ``period.start`` from the block in which it was
+    given. Every front end exports consents through this."""
+    record = consent_record(indexer, consent_id)
+    return consent_to_fhir(record, now=ledger.now(), dataset_titles=dataset_titles, given_at=given_at(ledger, record))
+
+
+def all_dataset_roots(indexer: Indexer, limit: int = 100_000) -> list[str]:
     """Every registered dataset's content root, in registration order."""
     out: list[str] = []
     after: int | None = None
@@ -47,12 +83,8 @@ def all_dataset_roots(indexer: Any, limit: int = 100_000) -> list[str]:
     return out[:limit]
 
 
-def dataset_with_metadata(ledger: Any, root: str | bytes) -> dict[str, Any]:
+def dataset_with_metadata(ledger: Ledger, root: str | bytes) -> dict[str, Any]:
     """A dataset's chain record and its metadata document from IPFS (or why it could not be read)."""
-    from ledger.content.cid import cid_from_digest
-    from ledger.content.metadata import DatasetMetadata
-    from ledger.core.errors import LedgerError
-
     rec = ledger.get_dataset(root)
     cid = cid_from_digest(rec.metadata_digest)
     out: dict[str, Any] = {"record": rec.to_json(), "metadata_cid": cid, "metadata": None, "metadata_error": None}
@@ -64,11 +96,11 @@ def dataset_with_metadata(ledger: Any, root: str | bytes) -> dict[str, Any]:
     return out
 
 
-def dataset_versions(ledger: Any, indexer: Any, root: str | bytes, *, limit: int = 1000) -> dict[str, Any]:
+def dataset_versions(
+    ledger: Ledger, indexer: Indexer | None, root: str | bytes, *, limit: int = 1000
+) -> dict[str, Any]:
     """The version chain of a dataset: its successors (followed on chain), the versions it
     superseded (from the index, when one is given) and the latest version."""
-    from ledger.core.records import ZERO32, hex32
-
     rec = ledger.get_dataset(root)
     forward: list[str] = []
     seen = {rec.content_root}

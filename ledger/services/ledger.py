@@ -45,6 +45,7 @@ from ledger.core.records import (
 )
 from ledger.relay.relayer import Relayer, SignedConsent
 from ledger.rules import datause
+from ledger.services.consents import consent_message, decode_in_force, in_force_calldata
 
 Role = Literal["holder", "reviewer", "user", "auditor", "admin"]
 
@@ -232,29 +233,16 @@ class Ledger:
         delegate: str | None = None,
     ) -> dict[str, Any]:
         """The fields of a consent typed message (nonce and deadline are added when signing)."""
-        msg: dict[str, Any] = {"subject": to_checksum_address(subject)}
-        if kind in ("Grant", "Renew", "Withdraw"):
-            if scope is None:
-                raise InvalidInput(f"{kind} needs a scope")
-            msg.update(
-                scopeKind=int(scope.kind), scope=scope.value, grantee=to_checksum_address(grantee or ZERO_ADDRESS)
-            )
-        if kind == "Grant":
-            if purposes is None or not datause.is_valid_grant(purposes, disease):
-                raise InvalidInput(
-                    f"purposes {purposes!r} with disease {disease} are not a valid consent",
-                    hint="at least one of NRES, GRU, HMB, DS (with a MONDO code), POA, plus optional modifiers",
-                )
-            msg.update(purposes=purposes, diseaseCode=disease)
-        if kind in ("AppointDelegate", "RevokeDelegate"):
-            if delegate is None:
-                raise InvalidInput(f"{kind} needs a delegate")
-            msg["delegate"] = to_checksum_address(delegate)
-        if kind in ("Grant", "Renew", "AppointDelegate"):
-            if expiry is None:
-                raise InvalidInput(f"{kind} needs an expiry (unix time)")
-            msg["expiry"] = expiry
-        return msg
+        return consent_message(
+            kind,
+            subject=subject,
+            scope=scope,
+            grantee=grantee,
+            purposes=purposes,
+            disease=disease,
+            expiry=expiry,
+            delegate=delegate,
+        )
 
     def grant_consent(
         self,
@@ -338,18 +326,7 @@ class Ledger:
         self, subject: str, dataset: bytes | str, purpose: datause.Purpose, grantee: str | None = None
     ) -> tuple[str, bytes]:
         """Target and hand-encoded calldata of ``ConsentRegistry.isInForce``."""
-        root = to_bytes32(dataset, "dataset")
-        data = (
-            _IS_IN_FORCE
-            + bytes(12)
-            + _address_bytes(subject)
-            + root
-            + purpose.mask.to_bytes(32, "big")
-            + purpose.disease.to_bytes(32, "big")
-            + bytes(12)
-            + _address_bytes(grantee or ZERO_ADDRESS)
-        )
-        return str(self.consents.address), data
+        return str(self.consents.address), in_force_calldata(subject, dataset, purpose, grantee)
 
     def consent_in_force(
         self,
@@ -362,8 +339,7 @@ class Ledger:
         """``ConsentRegistry.isInForce``, hand-encoded and sent as a raw eth_call: this is the hot
         read path of a data platform (see ChainClient.raw_call)."""
         to, data = self.consent_check_call(subject, dataset, purpose, grantee)
-        out = self.client.raw_call(to, data, block)
-        return len(out) == 32 and out[-1] == 1
+        return decode_in_force(self.client.raw_call(to, data, block))
 
     def consent_in_force_many(
         self,
@@ -587,23 +563,3 @@ def _register(
                 ledger.ipfs.unpin(c)
         raise
     return Registration(root, cid, TxInfo(info.tx_hash, info.block, root), subject_root)
-
-
-def _selector(signature: str) -> bytes:
-    from eth_utils.crypto import keccak
-
-    return bytes(keccak(text=signature)[:4])
-
-
-_IS_IN_FORCE = _selector("isInForce(address,bytes32,uint64,uint32,address)")
-
-
-def _address_bytes(address: str) -> bytes:
-    text = address[2:] if address.startswith(("0x", "0X")) else address
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as exc:
-        raise InvalidInput(f"{address!r} is not an address") from exc
-    if len(raw) != 20:
-        raise InvalidInput(f"{address!r} is not an address (20 bytes)")
-    return raw
