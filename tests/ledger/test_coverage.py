@@ -31,19 +31,13 @@ from ledger.content.metadata import ActivityDescription, ActivityType, DatasetMe
 from ledger.core.classification import Classification, Tier
 from ledger.core.errors import DatasetNotFound, InvalidInput
 from ledger.core.records import ConsentScope, hex32
+from ledger.history.sources import ConsentEventKind, EventSource, LogEventSource
 from ledger.rules import datause
-from ledger.services.coverage import (
-    ConsentEventKind,
-    CoverageResult,
-    EventSource,
-    LogEventSource,
-    compute_coverage,
-    in_force_from_history,
-    recheck_filter,
-    register_consent_filter,
-    withdrawal_impact,
-)
+from ledger.services.cohort import in_force_from_history
+from ledger.services.coverage import CoverageResult, compute_coverage, register_consent_filter
+from ledger.services.impact import withdrawal_impact
 from ledger.services.ledger import Ledger, Registration
+from ledger.services.recheck import recheck_filter
 
 T2D = 5148  # MONDO:0005148 type 2 diabetes mellitus
 OTHER_DISEASE = 7254  # MONDO:0007254 breast cancer
