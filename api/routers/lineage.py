@@ -37,13 +37,13 @@ def verification(root: str = ROOT, state: AppState = Depends(get_state)) -> dict
 
 @router.get("/{root}/prov", summary="W3C PROV-JSON of the lineage", responses=responses(404))
 def prov(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    from ledger.exports.formats import lineage_to_prov
+    from ledger.exports.prov import lineage_to_prov
 
     return lineage_to_prov(verify_lineage(state.ledger, root))
 
 
 @router.get("/{root}/openlineage", summary="OpenLineage run events of the lineage", responses=responses(404))
 def openlineage(root: str = ROOT, state: AppState = Depends(get_state)) -> list[dict[str, Any]]:
-    from ledger.exports.formats import lineage_to_openlineage
+    from ledger.exports.openlineage import lineage_to_openlineage
 
     return lineage_to_openlineage(verify_lineage(state.ledger, root))

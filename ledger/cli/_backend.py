@@ -314,7 +314,7 @@ class LocalBackend(Backend):
         return self.state.indexer().subject_consents(subject)
 
     def consent_fhir(self, subject: str, scope: ConsentScope, grantee: str | None) -> dict[str, Any]:
-        from ledger.exports.formats import consent_to_fhir
+        from ledger.exports.fhir import consent_to_fhir
         from ledger.services.audit import consent_record
 
         ledger = self.ledger
@@ -355,13 +355,13 @@ class LocalBackend(Backend):
         return verify_lineage(self.ledger, root).to_json()
 
     def prov(self, root: str) -> dict[str, Any]:
-        from ledger.exports.formats import lineage_to_prov
+        from ledger.exports.prov import lineage_to_prov
         from ledger.services.verification import verify_lineage
 
         return lineage_to_prov(verify_lineage(self.ledger, root))
 
     def openlineage(self, root: str) -> list[dict[str, Any]]:
-        from ledger.exports.formats import lineage_to_openlineage
+        from ledger.exports.openlineage import lineage_to_openlineage
         from ledger.services.verification import verify_lineage
 
         return lineage_to_openlineage(verify_lineage(self.ledger, root))

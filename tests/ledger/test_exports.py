@@ -31,18 +31,9 @@ from ledger.core.records import (
     DatasetRecord,
     hex32,
 )
-from ledger.exports.formats import (
-    CODE_LABELS,
-    DUO_SYSTEM,
-    ETHEREUM_ADDRESS_SYSTEM,
-    MONDO_SYSTEM,
-    consent_to_fhir,
-    lineage_to_openlineage,
-    lineage_to_prov,
-    openlineage_run_events,
-    prov_document,
-    run_id,
-)
+from ledger.exports.fhir import CODE_LABELS, DUO_SYSTEM, ETHEREUM_ADDRESS_SYSTEM, MONDO_SYSTEM, consent_to_fhir
+from ledger.exports.openlineage import lineage_to_openlineage, openlineage_run_events, run_id
+from ledger.exports.prov import lineage_to_prov, prov_document
 from ledger.rules import datause
 from ledger.rules.verification import DatasetVerification, LineageReport
 
