@@ -66,8 +66,9 @@ def test_readme_walkthrough_runs_as_written(own_anvil: AnvilNode, ipfs_node: Ipf
         "MEDLEDGER_SCRYPT_N": "1024",
         "TMPDIR": str(tmp_path),
     }
-    for name in ("MEDLEDGER_KEY", "MEDLEDGER_SERVICE", "MEDLEDGER_PASSWORD", "MEDLEDGER_KEYSTORE", "MEDLEDGER_RELAYER_KEY"):
-        env.pop(name, None)
+    # nothing from the caller's shell that the README does not set itself
+    for name in ("KEY", "SERVICE", "PASSWORD", "PASSWORD_FILE", "KEYSTORE", "RELAYER_KEY", "RELAYER_KEY_FILE"):
+        env.pop(f"MEDLEDGER_{name}", None)
     done = subprocess.run(
         ["bash", "-c", "set -euo pipefail\n" + script + "\necho WALKTHROUGH-COMPLETE"],
         cwd=PROJECT_ROOT,
