@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.content.files import FileEntry
 from ledger.content.metadata import DatasetMetadata
-from ledger.core.classification import DatasetStatus
+from ledger.core.classification import Classification, DatasetStatus
 from ledger.core.errors import InvalidInput
 from ledger.core.records import ZERO32, DatasetRecord, hex32
 
@@ -30,6 +30,8 @@ class Reason(StrEnum):
     PARENTS_MISMATCH = "parents-mismatch"
     ACTIVITY_MISMATCH = "activity-mismatch"
     HOLDER_MISMATCH = "holder-mismatch"
+    CLASSIFICATION_MISMATCH = "classification-mismatch"
+    TIER_MISMATCH = "tier-mismatch"
     FILE_ALTERED = "file-altered"
     FILE_MISSING = "file-missing"
     FILE_UNEXPECTED = "file-unexpected"
@@ -170,6 +172,29 @@ def check_metadata(result: DatasetVerification, data: bytes) -> None:
         )
     if md.holder.lower() != rec.holder.lower():
         result.failures.append(Finding(Reason.HOLDER_MISMATCH, f"metadata holder {md.holder}, chain {rec.holder}"))
+    if int(md.classification) != rec.classification:
+        result.failures.append(
+            Finding(
+                Reason.CLASSIFICATION_MISMATCH,
+                f"metadata classification {_classification(int(md.classification))}, "
+                f"chain records {_classification(rec.classification)}",
+            )
+        )
+    if md.tier != rec.tier:
+        result.failures.append(
+            Finding(
+                Reason.TIER_MISMATCH,
+                f"metadata sharing tier {md.tier.name.lower()}, chain records {rec.tier.name.lower()}",
+            )
+        )
+
+
+def _classification(code: int) -> str:
+    # the contract stores any uint16, so a chain code need not be one the taxonomy names
+    try:
+        return f"0x{code:04x} ({Classification(code).label.en})"
+    except ValueError:
+        return f"0x{code:04x}"
 
 
 def check_files(result: DatasetVerification, entries: Sequence[FileEntry]) -> None:

@@ -4,14 +4,15 @@ serves and, when given, against the files themselves.
 A dataset verifies when: its chain record exists; the metadata document fetched from IPFS hashes
 to the recorded CID digest (the store recomputes the CID of every fetch); the document is valid
 and canonical; its file list hashes to the content root; its parents equal the chain's parents;
-its activity description hashes to the chain's activity digest; its holder is the chain's holder;
-and, given the files, each file hashes to its entry with none missing or extra. Status is
-reported too: a retracted or suspended dataset fails, a deprecated one passes with a warning
-naming its successor. A lineage verifies when every ancestor does.
+its activity description hashes to the chain's activity digest; its holder, classification and
+sharing tier are the chain's; and, given the files, each file hashes to its entry with none
+missing or extra. Status is reported too: a retracted or suspended dataset fails, a deprecated
+one passes with a warning naming its successor. A lineage verifies when every ancestor does.
 
 Each failure carries its own reason code, so a report says which of these happened: metadata
-altered on IPFS, metadata missing, a file altered, parents that differ from the chain's, an
-ancestor retracted, suspended or deprecated.
+altered on IPFS, metadata missing, a file altered, a field (parents, activity, holder,
+classification, tier) that differs from the chain's, an ancestor retracted, suspended or
+deprecated.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger.content.cid import cid_from_digest
 from ledger.content.files import FileEntry, hash_file, hash_folder
 from ledger.content.merkle import content_tree
 from ledger.core.errors import InvalidInput, LedgerError, MetadataIntegrityError, MetadataNotFound
@@ -41,15 +43,9 @@ from ledger.services.ledger import Ledger
 # ---------------------------------------------------------------------------------------------
 
 
-def _cid_for(ledger: Ledger, digest: bytes) -> str:
-    from ledger.content.cid import cid_from_digest
-
-    return cid_from_digest(digest)
-
-
 def _fetch_metadata(ledger: Ledger, result: DatasetVerification) -> bytes | None:
     assert result.record is not None
-    cid = _cid_for(ledger, result.record.metadata_digest)
+    cid = cid_from_digest(result.record.metadata_digest)
     result.metadata_cid = cid
     try:
         data: bytes = ledger.ipfs.get(cid)

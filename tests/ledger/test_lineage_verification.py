@@ -1,7 +1,8 @@
 """Registration and verification through the real chain and IPFS daemon, including every tamper
-scenario the verifier must name: metadata altered on IPFS, a file altered, metadata parents that
-differ from the chain's, an ancestor retracted or suspended, a deprecated ancestor, and a missing
-metadata document. Where the tampering can be undone, verification passes again afterwards."""
+scenario the verifier must name: metadata altered on IPFS, a file altered, metadata parents,
+classification or tier that differ from the chain's, an ancestor retracted or suspended, a
+deprecated ancestor, and a missing metadata document. Where the tampering can be undone,
+verification passes again afterwards."""
 
 from __future__ import annotations
 
@@ -113,6 +114,28 @@ def test_missing_metadata_then_added(ledger: Ledger, holder: LocalAccount, tmp_p
     assert Reason.METADATA_MISSING in result.reasons and not result.ok
     ledger.ipfs.put(md.to_canonical_bytes())
     assert verify_dataset(ledger, md.content_root()).ok
+
+
+def test_classification_differs_from_chain(ledger: Ledger, holder: LocalAccount, tmp_path: Path) -> None:
+    folder = write_files(tmp_path / "cls", unique_files("classification"))
+    md = metadata_for(holder.address, folder)  # classification 0x0101, tier controlled
+    ledger.ipfs.put(md.to_canonical_bytes())
+    # registered directly with the contract under another classification (0x0402, post-market)
+    ledger.write(
+        holder, "DatasetRegistry", "register", md.content_root(), md.digest(), [], ZERO32, 2, 0x0402, 0, ZERO32
+    )
+    result = verify_dataset(ledger, md.content_root())
+    assert not result.ok
+    assert result.reasons == {Reason.CLASSIFICATION_MISMATCH}, result.to_json()
+    assert "0x0101" in result.failures[0].detail and "0x0402" in result.failures[0].detail
+    # the same for the sharing tier: the metadata says controlled (2), the chain records open (0)
+    other = metadata_for(holder.address, write_files(tmp_path / "tier", unique_files("tier")))
+    ledger.ipfs.put(other.to_canonical_bytes())
+    ledger.write(
+        holder, "DatasetRegistry", "register", other.content_root(), other.digest(), [], ZERO32, 0, 0x0101, 0, ZERO32
+    )
+    tier_result = verify_dataset(ledger, other.content_root())
+    assert tier_result.reasons == {Reason.TIER_MISMATCH} and not tier_result.ok, tier_result.to_json()
 
 
 def test_parents_differ_from_chain(ledger: Ledger, holder: LocalAccount, tmp_path: Path) -> None:
