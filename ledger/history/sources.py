@@ -29,8 +29,6 @@ def scope_json(kind: ScopeKind, scope: bytes) -> dict[str, Any]:
     return {"kind": "dataset", "dataset": hex32(scope)}
 
 
-
-
 class ConsentEventKind(StrEnum):
     GIVEN = "given"
     RENEWED = "renewed"

@@ -1,4 +1,4 @@
-"""Event decoding and log fetching (ledger.events) against a real anvil.
+"""Event decoding and log fetching (ledger.history.events, ledger.history.logs) against a real anvil.
 
 The module starts its own anvil (the scenario below changes chain state other tests do not expect)
 and runs one realistic sequence of writes through ``Ledger`` that emits every event the ledger's
@@ -33,11 +33,10 @@ from ledger.history.events import (
     SEQ_SHIFT,
     EventDecoder,
     LedgerEvent,
-    LogSource,
-    RangeTooLarge,
     event_seq,
     seq_block,
 )
+from ledger.history.logs import LogSource, RangeTooLarge, _RpcError
 from ledger.rules import datause
 from ledger.services.ledger import Ledger
 
@@ -438,8 +437,6 @@ class _Limited(LogSource):
         if method == "eth_getLogs":
             span = int(params[0]["toBlock"], 16) - int(params[0]["fromBlock"], 16) + 1
             if span > self.limit:
-                from ledger.history.events import _RpcError
-
                 raise _RpcError(method, {"code": -32005, "message": "query returned more than 10000 results"})
             logs = super()._rpc(method, params, soft=soft)
             return [{k: v for k, v in entry.items() if k != "blockTimestamp"} for entry in logs]

@@ -1,4 +1,4 @@
-"""The event indexer (ledger.indexer) against a real anvil: every query's content after a
+"""The event index (ledger.history.index) against a real anvil: every query's content after a
 realistic sequence of writes, resuming after a restart, rebuilding, confirmations, another
 deployment, reorganisations and the background thread."""
 
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from test_events import (
+    DAY,
     Chain,
     Scenario,
     hx,
@@ -27,9 +28,10 @@ from test_events import (
 )
 
 from ledger.chain.client import ChainClient
+from ledger.core.classification import Tier
 from ledger.core.records import ConsentScope
 from ledger.history.events import EventDecoder, seq_block
-from ledger.history.indexer import (
+from ledger.history.index import (
     Indexer,
     IndexEventSource,
     IndexIdentity,
@@ -658,3 +660,42 @@ def test_background_thread_follows_the_chain(chain: Chain, idx: Indexer) -> None
         idx.stop()
     assert not idx.running and idx.last_error is None
     assert seq_block(idx.events(limit=None)["items"][-1]["seq"]) == idx.last_block
+
+
+# ---------------------------------------------------------------------------------------------
+# the projection states the contract's rules
+
+
+def test_an_override_lapses_when_the_holder_sets_a_new_embargo(chain: Chain, idx: Indexer, scenario: Scenario) -> None:
+    """``AccessRegistry.embargoOverridden`` covers only the embargo end the auditor overrode; the
+    index's ``embargo_overridden`` follows it through new embargo ends, the old end again, and a
+    second override."""
+    a, ledger = scenario.actors, chain.ledger
+    registry = chain.client.contract("AccessRegistry")
+    root = rand32()
+    first, second = ledger.now() + 10 * DAY, ledger.now() + 20 * DAY
+    ledger.write(a["holder"], "DatasetRegistry", "register", root, rand32(), [], rand32(), 2, 0x0101, first, rand32())
+
+    def indexed_and_chain() -> tuple[bool, bool]:
+        idx.sync()
+        row = idx.dataset(root)
+        assert row is not None
+        return bool(row["embargo_overridden"]), bool(registry.functions.embargoOverridden(root).call())
+
+    assert indexed_and_chain() == (False, False)
+    ledger.override_embargo(a["auditor"], root, rand32())
+    assert indexed_and_chain() == (True, True)
+    ledger.set_sharing(a["holder"], root, Tier.CONTROLLED, second)  # a new embargo: not overridden
+    assert indexed_and_chain() == (False, False)
+    ledger.set_sharing(a["holder"], root, Tier.CONTROLLED, first)  # the overridden end again
+    assert indexed_and_chain() == (True, True)
+    ledger.set_sharing(a["holder"], root, Tier.CONTROLLED, 0)  # no embargo: nothing overridden
+    assert indexed_and_chain() == (False, False)
+    ledger.set_sharing(a["holder"], root, Tier.CONTROLLED, second)
+    ledger.override_embargo(a["auditor"], root, rand32())
+    assert indexed_and_chain() == (True, True)
+    ledger.set_sharing(a["holder"], root, Tier.REGISTERED, second)  # a tier change keeps the end
+    assert indexed_and_chain() == (True, True)
+    # re-deriving the rows from the stored events gives the same answer
+    idx.reproject()
+    assert idx.dataset(root)["embargo_overridden"] is True  # type: ignore[index]
