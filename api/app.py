@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
 from ledger.chain.client import ChainClient
 from ledger.core.config import Settings, load_settings
+from ledger.history.indexer import Indexer
 from ledger.relay.queue import RelayQueue
+from ledger.services.datasets import release_pins
 from ledger.services.ledger import Ledger
 from ledger.storage.ipfs import IpfsStore
 
@@ -46,15 +48,9 @@ def build_state(settings: Settings, *, start_workers: bool = True) -> AppState:
         settings.data_dir / f"relay-{settings.chain_id}.sqlite3",
         batch_size=settings.batch_size,
         batch_delay=settings.batch_delay,
-        ipfs=ipfs,
+        release_pins=functools.partial(release_pins, ipfs),
     )
-    indexer: Any = None
-    try:
-        from ledger.history.indexer import Indexer
-
-        indexer = Indexer(settings, client)
-    except ImportError:  # pragma: no cover - indexer optional during development
-        indexer = None
+    indexer = Indexer(settings, client)
     state = AppState(settings=settings, ledger=ledger, queue=queue, ipfs=ipfs, indexer=indexer)
     if start_workers:
         queue.start()

@@ -1,23 +1,24 @@
-"""Shared handling of signed writes: decode, check the operation belongs to the resource, queue."""
+"""Shared handling of signed writes: the route's operations are accepted and queued by the
+services layer (``ledger.services.writes``); this converts the request and the ticket."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from api.schemas import ForwardRequestIn, Ticket
 from api.state import AppState
-from ledger.core.errors import InvalidInput
-from ledger.relay.calls import decode_call
 from ledger.relay.relayer import ForwardRequest
+from ledger.services.writes import accept_forward
 
 
 def queue_forward(
-    state: AppState, body: ForwardRequestIn, allowed: set[str], *, pins: list[str] | None = None
+    state: AppState,
+    body: ForwardRequestIn,
+    route: str,
+    *,
+    content_root: str | None = None,
+    pins: Sequence[str] = (),
 ) -> Ticket:
     req = ForwardRequest.from_json(body.as_json())
-    op, _ = decode_call(state.ledger.relayer, req.to, req.data)
-    if op.name not in allowed:
-        raise InvalidInput(
-            f"this endpoint accepts {sorted(allowed)}, the request performs {op.name}",
-            hint=f"send {op.name} to the {op.resource} resource",
-        )
-    ticket = state.queue.submit_forward(req, pins=pins)
+    ticket = accept_forward(state.queue, req, route, content_root=content_root, pins=pins)
     return Ticket(**ticket.to_json())

@@ -14,8 +14,6 @@ from api.state import AppState, get_state
 router = APIRouter(prefix="/audit", tags=["audit"], responses=COMMON)
 
 
-
-
 @router.get("/datasets/{root}", summary="Every event touching a dataset, in order", responses=responses(404))
 def dataset_trail(
     root: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"),

@@ -132,8 +132,6 @@ def recheck(
     return out
 
 
-
-
 @router.get("", summary="A subject's consents with their history (from the indexer)")
 def of_subject(subject: str = Query(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> Any:
     return state.require_indexer().subject_consents(subject)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path
 from api.problems import COMMON, responses
 from api.schemas import NonceOut, Prepared, PrepareIn, SignedWrite, Ticket
 from api.state import AppState, get_state
-from ledger.relay.calls import OPERATIONS, encode_arguments
+from ledger.relay.calls import FORWARD, OPERATIONS, encode_arguments
 
 from ._writes import queue_forward
 
@@ -17,7 +17,13 @@ router = APIRouter(prefix="/relay", tags=["relay"], responses=COMMON)
 @router.get("/operations", summary="Operations that can be relayed, and who signs them")
 def operations() -> dict[str, dict[str, str]]:
     return {
-        name: {"contract": op.contract, "function": op.function, "resource": op.resource, "signed_by": op.party}
+        name: {
+            "contract": op.contract,
+            "function": op.function,
+            "resource": op.resource,
+            "signed_by": op.party,
+            "route": op.route,
+        }
         for name, op in OPERATIONS.items()
     }
 
@@ -55,7 +61,7 @@ def nonce(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState =
     summary="Queue any relayable signed request",
 )
 def forward(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
-    return queue_forward(state, body.request, set(OPERATIONS) - {"registerDataset"})
+    return queue_forward(state, body.request, FORWARD)
 
 
 @router.get(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from api.problems import COMMON, responses
 from api.schemas import SignedWrite, Ticket
 from api.state import AppState, get_state
+from ledger.relay import calls
 
 from ._writes import queue_forward
 
@@ -23,7 +24,7 @@ ERRORS = responses(403, 409)
     summary="Grant or revoke a role (signed by an admin)",
 )
 def roles(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
-    return queue_forward(state, body.request, {"grantRole", "revokeRole"})
+    return queue_forward(state, body.request, calls.ROLES)
 
 
 @router.post(
@@ -35,7 +36,7 @@ def roles(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     summary="File an access request (signed by a user)",
 )
 def request_access(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
-    return queue_forward(state, body.request, {"requestAccess"})
+    return queue_forward(state, body.request, calls.ACCESS_REQUESTS)
 
 
 @router.post(
@@ -47,7 +48,7 @@ def request_access(body: SignedWrite, state: AppState = Depends(get_state)) -> T
     summary="Approve, deny or revoke a request, or override an embargo",
 )
 def decide(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
-    return queue_forward(state, body.request, {"approveAccess", "denyAccess", "revokeAccess", "overrideEmbargo"})
+    return queue_forward(state, body.request, calls.DECISIONS)
 
 
 @router.post(
@@ -59,7 +60,7 @@ def decide(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
     summary="Record a use of a dataset (signed by its user); refused unless allowed",
 )
 def record_use(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
-    return queue_forward(state, body.request, {"recordUse"})
+    return queue_forward(state, body.request, calls.USES)
 
 
 @router.post(
@@ -71,4 +72,4 @@ def record_use(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticke
     summary="Suspend or reinstate a dataset or a user (signed by an auditor)",
 )
 def suspensions(body: SignedWrite, state: AppState = Depends(get_state)) -> Ticket:
-    return queue_forward(state, body.request, {"suspendDataset", "reinstateDataset", "suspendUser", "reinstateUser"})
+    return queue_forward(state, body.request, calls.SUSPENSIONS)

@@ -1,12 +1,16 @@
 """The relayable operations by name, their arguments from JSON, and decoding of signed calldata.
 
 The API and CLI name operations (``requestAccess``, ``approveAccess``, ...) rather than contract
-functions; this table maps each to its contract and function and converts JSON arguments by the
-function's ABI (hex strings to bytes32, decimal strings or ints to uints, checksummed addresses).
+functions; this table maps each to its contract and function, and to the service route that
+accepts it (the one statement of that mapping: the service's endpoints accept exactly their
+operations, the HTTP client posts each operation to its route). Arguments are converted from JSON
+by the function's ABI (hex strings to bytes32, decimal strings or ints to uints, checksummed
+addresses).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,29 +27,58 @@ class Operation:
     function: str
     resource: str  # API resource that accepts it
     party: str  # who signs it
+    route: str  # the service path it is posted to; ``{contentRoot}`` is filled from the arguments
 
+    def path(self, args: Mapping[str, Any]) -> str:
+        """The route with its placeholders filled from the operation's (JSON) arguments."""
+        if "{contentRoot}" not in self.route:
+            return self.route
+        if "contentRoot" not in args:
+            raise InvalidInput(f"{self.name} needs a contentRoot argument")
+        return self.route.format(contentRoot=args["contentRoot"])
+
+
+#: the routes that accept signed forward requests (``REGISTRATION`` also needs the metadata)
+ROLES = "/roles"
+REGISTRATION = "/datasets"
+DATASET_STATUS = "/datasets/{contentRoot}/status"
+SUSPENSIONS = "/suspensions"
+ACCESS_REQUESTS = "/access-requests"
+DECISIONS = "/access-requests/decisions"
+USES = "/uses"
+#: any operation but a registration may also be posted here
+FORWARD = "/relay/forward"
+
+_UNDER_EMBARGO = "reviewer (holder under embargo)"
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
-        Operation("grantRole", "LedgerRoles", "grantRole", "roles", "admin"),
-        Operation("revokeRole", "LedgerRoles", "revokeRole", "roles", "admin"),
-        Operation("registerDataset", "DatasetRegistry", "register", "datasets", "holder or user"),
-        Operation("setSharing", "DatasetRegistry", "setSharing", "datasets", "holder"),
-        Operation("deprecateDataset", "DatasetRegistry", "deprecate", "datasets", "holder"),
-        Operation("retractDataset", "DatasetRegistry", "retract", "datasets", "holder"),
-        Operation("suspendDataset", "DatasetRegistry", "suspend", "suspensions", "auditor"),
-        Operation("reinstateDataset", "DatasetRegistry", "reinstate", "suspensions", "auditor"),
-        Operation("requestAccess", "AccessRegistry", "requestAccess", "access", "user"),
-        Operation("approveAccess", "AccessRegistry", "approve", "access", "reviewer (holder under embargo)"),
-        Operation("denyAccess", "AccessRegistry", "deny", "access", "reviewer (holder under embargo)"),
-        Operation("revokeAccess", "AccessRegistry", "revoke", "access", "reviewer or holder"),
-        Operation("overrideEmbargo", "AccessRegistry", "overrideEmbargo", "access", "auditor"),
-        Operation("suspendUser", "AccessRegistry", "suspendUser", "suspensions", "auditor"),
-        Operation("reinstateUser", "AccessRegistry", "reinstateUser", "suspensions", "auditor"),
-        Operation("recordUse", "UsageRegistry", "recordUse", "uses", "user"),
+        Operation("grantRole", "LedgerRoles", "grantRole", "roles", "admin", ROLES),
+        Operation("revokeRole", "LedgerRoles", "revokeRole", "roles", "admin", ROLES),
+        Operation("registerDataset", "DatasetRegistry", "register", "datasets", "holder or user", REGISTRATION),
+        Operation("setSharing", "DatasetRegistry", "setSharing", "datasets", "holder", DATASET_STATUS),
+        Operation("deprecateDataset", "DatasetRegistry", "deprecate", "datasets", "holder", DATASET_STATUS),
+        Operation("retractDataset", "DatasetRegistry", "retract", "datasets", "holder", DATASET_STATUS),
+        Operation("suspendDataset", "DatasetRegistry", "suspend", "suspensions", "auditor", SUSPENSIONS),
+        Operation("reinstateDataset", "DatasetRegistry", "reinstate", "suspensions", "auditor", SUSPENSIONS),
+        Operation("requestAccess", "AccessRegistry", "requestAccess", "access", "user", ACCESS_REQUESTS),
+        Operation("approveAccess", "AccessRegistry", "approve", "access", _UNDER_EMBARGO, DECISIONS),
+        Operation("denyAccess", "AccessRegistry", "deny", "access", _UNDER_EMBARGO, DECISIONS),
+        Operation("revokeAccess", "AccessRegistry", "revoke", "access", "reviewer or holder", DECISIONS),
+        Operation("overrideEmbargo", "AccessRegistry", "overrideEmbargo", "access", "auditor", DECISIONS),
+        Operation("suspendUser", "AccessRegistry", "suspendUser", "suspensions", "auditor", SUSPENSIONS),
+        Operation("reinstateUser", "AccessRegistry", "reinstateUser", "suspensions", "auditor", SUSPENSIONS),
+        Operation("recordUse", "UsageRegistry", "recordUse", "uses", "user", USES),
     )
 }
+
+
+def accepted_at(route: str) -> frozenset[str]:
+    """The operations a route accepts: its own, or at ``FORWARD`` every one but a registration."""
+    if route == FORWARD:
+        return frozenset(name for name, op in OPERATIONS.items() if op.route != REGISTRATION)
+    return frozenset(name for name, op in OPERATIONS.items() if op.route == route)
 
 _BY_FUNCTION = {(op.contract, op.function): op for op in OPERATIONS.values()}
 

@@ -11,7 +11,9 @@ Guarantees:
   used-nonce bitmap make a second execution impossible on chain, and on restart a row that was
   being submitted is settled from its stored transaction or, if that never landed, from the
   on-chain nonce (executed -> look up the result; not executed -> queued again);
-- signed withdrawals are submitted before anything else, in their own batch if need be.
+- signed withdrawals are submitted before anything else, in their own batch if need be;
+- what a request pinned for itself (a registration's metadata) is handed to ``release_pins``
+  when the request fails, so nothing stays pinned for a write that did not anchor.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from ledger.core.errors import InvalidInput, LedgerError, NotFound, SignatureError, TransactionFailed
+from ledger.relay.calls import decode_call
 from ledger.relay.relayer import DEFAULT_DEADLINE_SECONDS, ForwardRequest, Outcome, Relayer, SignedConsent
 
 SCHEMA = """
@@ -92,7 +98,8 @@ def _error_json(err: LedgerError) -> dict[str, Any]:
 
 
 class RelayQueue:
-    """Persistent queue + batching worker over a Relayer."""
+    """Persistent queue + batching worker over a Relayer. ``release_pins`` is the compensation of
+    a failed request's pins (``ledger.services.datasets.release_pins`` over the service's store)."""
 
     def __init__(
         self,
@@ -101,12 +108,12 @@ class RelayQueue:
         *,
         batch_size: int = 100,
         batch_delay: float = 0.2,
-        ipfs: Any = None,
+        release_pins: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.relayer = relayer
         self.batch_size = batch_size
         self.batch_delay = batch_delay
-        self.ipfs = ipfs
+        self.release_pins = release_pins
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -275,10 +282,8 @@ class RelayQueue:
                 if not o.ok:
                     row = self._db.execute("SELECT pins FROM relay_requests WHERE id=?", (i,)).fetchone()
                     failed_pins += json.loads(row[0])
-        if self.ipfs is not None:
-            for cid in failed_pins:  # nothing stays pinned for a write that did not anchor
-                with contextlib.suppress(LedgerError):
-                    self.ipfs.unpin(cid)
+        if self.release_pins is not None and failed_pins:
+            self.release_pins(failed_pins)
 
     def _flush_forwards(self, rows: list[Any]) -> None:
         reqs = [ForwardRequest.from_json(json.loads(r[2])) for r in rows]
@@ -293,12 +298,8 @@ class RelayQueue:
         outcomes = self.relayer.outcomes(reqs, receipt)
         self._settle(ids, outcomes, self._results(reqs, outcomes, receipt))
 
-    def _results(self, reqs: list[ForwardRequest], outcomes: list[Outcome], receipt: Any) -> list[Any]:
+    def _results(self, reqs: list[ForwardRequest], outcomes: list[Outcome], receipt: TxReceipt) -> list[Any]:
         """What each mined request created: the access request id, or the registered content root."""
-        from web3.logs import DISCARD
-
-        from ledger.relay.calls import decode_call
-
         access = self.relayer.client.contract("AccessRegistry")
         new_ids: dict[str, list[int]] = {}
         for ev in access.events.AccessRequested().process_receipt(receipt, errors=DISCARD):

@@ -6,24 +6,20 @@ relayer submits (``mode="relay"``, the default: the actor needs no ETH), or as t
 transaction (``mode="direct"``). Consent writes are the consent registry's own EIP-712 messages,
 so what the subject signs is what a wallet would show.
 
-Failure semantics of registration (pin, then anchor): the content root and the metadata bytes
-are computed first and the ``register`` call is simulated before anything is pinned, so a
-duplicate, a missing role or an unknown parent fails with nothing pinned. If anchoring fails after
-the metadata was pinned, the pin is removed and the error raised: nothing stays pinned and
-unanchored. Retrying is idempotent by content root: the same files and metadata give the same
-root and CID, and a root that is already anchored raises DatasetAlreadyRegistered naming it.
+Registration follows the saga stated in ``ledger.services.datasets`` (pin, then anchor; nothing
+stays pinned and unanchored); consent messages and the ``isInForce`` call are built by
+``ledger.services.consents``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3.logs import DISCARD as _DISCARD
 from web3.types import TxReceipt
 
@@ -31,7 +27,7 @@ from ledger.chain.client import ChainClient
 from ledger.content.metadata import DatasetMetadata
 from ledger.core.classification import DatasetStatus, Tier
 from ledger.core.config import Settings
-from ledger.core.errors import DatasetNotFound, InvalidInput, LedgerError, TransactionFailed
+from ledger.core.errors import DatasetNotFound, InvalidInput, LedgerError, NotFound, TransactionFailed
 from ledger.core.records import (
     ZERO32,
     ZERO_ADDRESS,
@@ -46,38 +42,27 @@ from ledger.core.records import (
 from ledger.relay.relayer import Relayer, SignedConsent
 from ledger.rules import datause
 from ledger.services.consents import consent_message, decode_in_force, in_force_calldata
+from ledger.services.datasets import (
+    Registration,
+    RegistrationCall,
+    holder_registration,
+    pin_then_anchor,
+    registration_call,
+)
+
+# The registration types stay importable from here (benchmarks and older callers).
+__all__ = ["Ledger", "Registration", "RegistrationCall", "Role", "expiry_in", "registration_call", "role_id"]
 
 Role = Literal["holder", "reviewer", "user", "auditor", "admin"]
 
 
 def role_id(role: str) -> bytes:
-    from eth_utils.crypto import keccak
-
     if role == "admin":
         return ZERO32
     names = {"holder": "HOLDER_ROLE", "reviewer": "REVIEWER_ROLE", "user": "USER_ROLE", "auditor": "AUDITOR_ROLE"}
     if role not in names:
         raise InvalidInput(f"unknown role {role!r}", hint="one of holder, reviewer, user, auditor, admin")
     return bytes(keccak(text=names[role]))
-
-
-class Registration:
-    """What a registration anchored."""
-
-    def __init__(self, content_root: bytes, metadata_cid: str, info: TxInfo, subject_root: bytes) -> None:
-        self.content_root = content_root
-        self.metadata_cid = metadata_cid
-        self.info = info
-        self.subject_root = subject_root
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "content_root": "0x" + self.content_root.hex(),
-            "metadata_cid": self.metadata_cid,
-            "subject_root": "0x" + self.subject_root.hex(),
-            "tx_hash": self.info.tx_hash,
-            "block": self.info.block,
-        }
 
 
 class Ledger:
@@ -195,7 +180,25 @@ class Ledger:
         the record, signed by ``actor`` (the holder named in the metadata). ``subjects`` are the
         covered subjects' addresses; only their Merkle root goes on chain. See the module docstring
         for what happens when a step fails."""
-        return _register(self, actor, metadata, subjects=subjects, embargo_end=embargo_end)
+        if self.ipfs is None:
+            raise LedgerError("registration needs an IPFS store", hint="construct Ledger with ipfs=IpfsStore(...)")
+        call = holder_registration(actor.address, metadata, subjects=subjects, embargo_end=embargo_end)
+        # Simulate (and sign) before pinning: a duplicate, a missing role or an unknown parent fails here.
+        request = None
+        if self.mode == "relay":
+            request = self.relayer.sign_request(actor, "DatasetRegistry", "register", *call.args)
+
+        def anchor(pins: list[str]) -> tuple[TxInfo, str]:
+            if request is None:
+                return self.write(actor, "DatasetRegistry", "register", *call.args), pins[0]
+            outcome = self.relayer.submit([request])[0]
+            if not outcome.ok:
+                raise outcome.error or TransactionFailed("registration failed")
+            return TxInfo(outcome.tx_hash, outcome.block), pins[0]
+
+        info, cid = pin_then_anchor(self.ipfs, call, anchor)
+        root = call.content_root
+        return Registration(root, cid, TxInfo(info.tx_hash, info.block, root), call.subject_root)
 
     # ------------------------------------------------------------------ dataset status writes
 
@@ -430,8 +433,6 @@ class Ledger:
     def get_request(self, request_id: int) -> AccessRequestRecord:
         rec = AccessRequestRecord.from_chain(request_id, self.client.call(self.access.functions.getRequest(request_id)))
         if rec.status == 0:
-            from ledger.core.errors import NotFound
-
             raise NotFound(f"no access request {request_id}")
         return rec
 
@@ -477,89 +478,3 @@ class Ledger:
 
 def expiry_in(days: float, now: int | None = None) -> int:
     return int((now if now is not None else time.time()) + days * 86400)
-
-
-@dataclass(frozen=True)
-class RegistrationCall:
-    """Everything a registration anchors and pins, computed before anything is sent."""
-
-    metadata: DatasetMetadata
-    content_root: bytes
-    metadata_cid: str
-    documents: tuple[bytes, ...]  # metadata document, then the activity description if any
-    args: tuple[Any, ...]  # DatasetRegistry.register arguments
-
-
-def registration_call(
-    metadata: DatasetMetadata, subject_root: bytes = ZERO32, embargo_end: int = 0
-) -> RegistrationCall:
-    """Canonicalise the metadata (parents in the contract's ascending order) and compute the
-    content root, CID and ``register`` arguments."""
-    parents = tuple(sorted(metadata.parents, key=lambda p: bytes.fromhex(p[2:])))
-    if parents != tuple(metadata.parents):
-        metadata = metadata.model_copy(update={"parents": parents})
-    if not 0 <= embargo_end < 2**32:
-        raise InvalidInput(f"embargo end {embargo_end} is out of range", hint="unix time before 2106, or 0")
-    root = metadata.content_root()
-    docs = [metadata.to_canonical_bytes()]
-    if metadata.activity is not None:
-        docs.append(metadata.activity.to_canonical_bytes())
-    args = (
-        root,
-        metadata.digest(),
-        [bytes.fromhex(p[2:]) for p in parents],
-        metadata.activity_digest() or ZERO32,
-        int(metadata.tier),
-        int(metadata.classification),
-        embargo_end,
-        subject_root,
-    )
-    return RegistrationCall(metadata, root, metadata.cid(), tuple(docs), args)
-
-
-def _register(
-    ledger: Ledger,
-    actor: LocalAccount,
-    metadata: DatasetMetadata,
-    *,
-    subjects: Sequence[str] = (),
-    embargo_end: int = 0,
-) -> Registration:
-    """See Ledger.register_dataset."""
-    from ledger.content.merkle import subject_tree
-
-    if ledger.ipfs is None:
-        raise LedgerError("registration needs an IPFS store", hint="construct Ledger with ipfs=IpfsStore(...)")
-    if to_checksum_address(metadata.holder) != actor.address:
-        raise InvalidInput(
-            f"metadata names holder {metadata.holder} but the registering account is {actor.address}",
-            hint="set the metadata's holder to the signing account",
-        )
-    if subjects and metadata.subject_count not in (None, len(subjects)):
-        raise InvalidInput(f"metadata subject_count {metadata.subject_count} but {len(subjects)} subjects given")
-    subject_root = subject_tree(subjects).root if subjects else ZERO32
-    call = registration_call(metadata, subject_root, embargo_end)
-    args = call.args
-    root = call.content_root
-    # Simulate (and sign) before pinning: a duplicate, a missing role or an unknown parent fails here.
-    request = None
-    if ledger.mode == "relay":
-        request = ledger.relayer.sign_request(actor, "DatasetRegistry", "register", *args)
-    pinned: list[str] = []
-    try:
-        for doc in call.documents:
-            pinned.append(ledger.ipfs.put(doc))
-        cid = pinned[0]
-        if request is not None:
-            outcome = ledger.relayer.submit([request])[0]
-            if not outcome.ok:
-                raise outcome.error or TransactionFailed("registration failed")
-            info = TxInfo(outcome.tx_hash, outcome.block)
-        else:
-            info = ledger.write(actor, "DatasetRegistry", "register", *args)
-    except BaseException:
-        for c in pinned:
-            with contextlib.suppress(LedgerError):  # best effort: the error being raised matters
-                ledger.ipfs.unpin(c)
-        raise
-    return Registration(root, cid, TxInfo(info.tx_hash, info.block, root), subject_root)
