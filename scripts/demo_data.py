@@ -28,6 +28,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from ledger.content.files import hash_folder
+from ledger.content.merkle import content_root
+from ledger.core.config import load_settings
+
 #: bump to get an entirely new set of keys, subjects and records
 SEED = "medledger-demo-v1"
 DEFAULT_SUBJECTS = 300
@@ -41,7 +45,8 @@ def demo_key(label: str, seed: str = SEED) -> LocalAccount:
     """A deterministic account for a demo actor: the private key is keccak256(seed/label).
 
     Only for demonstrations on a local chain: anyone who reads this file can recompute the keys."""
-    return Account.from_key(keccak(text=f"{seed}/{label}"))
+    account: LocalAccount = Account.from_key(keccak(text=f"{seed}/{label}"))
+    return account
 
 
 @dataclass(frozen=True)
@@ -377,12 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out
     if out is None:
-        from ledger.core.config import load_settings
-
         out = load_settings().data_dir / "demo" / "data"
-    from ledger.content.files import hash_folder
-    from ledger.content.merkle import content_root
-
     cohort, where = write_all(out, args.subjects)
     print(f"{len(cohort.subjects)} subjects, {len(cohort.records)} records")
     for name in ("cohort", "filtered", "derived"):

@@ -6,7 +6,10 @@ loads. Running it again against the same chain reuses the record instead of rede
 The deployment itself is the library's (ledger.deployment), signed locally with the configured
 relayer key (anvil's first development account on a local anvil)."""
 
+from typing import cast
+
 from brownie import network
+from web3 import HTTPProvider
 
 from ledger.chain.deployment import ensure_deployed
 from ledger.core.config import load_settings
@@ -14,7 +17,8 @@ from ledger.core.config import load_settings
 
 def main() -> None:
     web3 = network.web3
-    rpc = web3.provider.endpoint_uri
+    # brownie connects to its networks over HTTP: the provider has an endpoint
+    rpc = str(cast(HTTPProvider, web3.provider).endpoint_uri)
     chain_id = web3.eth.chain_id
     settings = load_settings(rpc_url=rpc, chain_id=chain_id)
     record = ensure_deployed(settings)

@@ -1,29 +1,45 @@
 """A client of the ledger service that keeps keys local: it asks the service for the EIP-712 typed
 data of a write, signs it here with the actor's key, submits the signed request and (optionally)
-waits for the relayed outcome.
+waits for the relayed outcome. The CLI, the demo and the tests use it; it runs over its own
+``httpx.Client`` or an injected client with the same request interface (FastAPI's TestClient), so
+the same calls reach a service process or an app in the caller's own process.
 
-Errors come back as the library's own exceptions: an RFC 9457 problem (``application/problem+json``)
-becomes the :mod:`ledger.errors` class its ``type`` names (``urn:medledger:problem:access-denied`` ->
-:class:`~ledger.errors.AccessDenied`, ...), with the problem's ``detail`` as the message, its ``hint``
-kept, and the whole problem in ``exc.problem``; a type the library does not know becomes
-:class:`ServiceError` with that code. A failed relayed request raises the same way from the error the
-ticket carries. A service that does not answer raises :class:`~ledger.errors.NodeUnavailable`.
+Errors come back as the library's own exceptions (see :mod:`ledger.client.problems`): a problem
+document becomes the :mod:`ledger.core.errors` class its ``type`` names, with ``exc.problem`` and
+``exc.status`` kept; a failed relayed request raises the same way from the error the ticket carries.
+A service that does not answer raises :class:`~ledger.core.errors.NodeUnavailable`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import httpx
 from eth_account.signers.local import LocalAccount
 
 from ledger.chain import typed_data
-from ledger.core import errors as _errors
-from ledger.core.errors import ContractRevert, LedgerError, NodeUnavailable
+from ledger.client.problems import (
+    PROBLEM_BASE,
+    ServiceError,
+    TicketTimeout,
+    error_from_problem,
+    problem_of,
+    status_of,
+)
+from ledger.core.errors import LedgerError, NodeUnavailable
 
-PROBLEM_BASE = "urn:medledger:problem:"
+__all__ = [
+    "PROBLEM_BASE",
+    "WRITE_PATHS",
+    "ServiceClient",
+    "ServiceError",
+    "TicketTimeout",
+    "error_from_problem",
+    "problem_of",
+    "status_of",
+]
 
 #: where each relayable operation is submitted (``{contentRoot}`` is filled from the arguments)
 WRITE_PATHS: dict[str, str] = {
@@ -45,94 +61,70 @@ WRITE_PATHS: dict[str, str] = {
 }
 
 
-class ServiceError(LedgerError):
-    """A problem reported by the service that the library has no exception class for."""
+class HttpResponse(Protocol):
+    """What the client reads of an answer (httpx's Response, or the test client's)."""
 
-    code = "service-error"
+    @property
+    def status_code(self) -> int: ...
 
-    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        if code:
-            self.code = code
+    @property
+    def is_success(self) -> bool: ...
 
+    @property
+    def text(self) -> str: ...
 
-class TicketTimeout(LedgerError):
-    """A relayed request was accepted but not settled within the wait."""
+    @property
+    def reason_phrase(self) -> str: ...
 
-    code = "ticket-timeout"
-
-
-def _error_classes() -> dict[str, type[LedgerError]]:
-    """Library exception class by code. Where several classes share a code the first defined wins."""
-    table: dict[str, type[LedgerError]] = {}
-    pending: list[type[LedgerError]] = [LedgerError]
-    while pending:
-        cls = pending.pop(0)
-        if cls.__module__ == _errors.__name__:
-            table.setdefault(cls.code, cls)
-        pending += cls.__subclasses__()
-    for revert_class in _errors.REVERT_CLASSES.values():
-        table.setdefault(revert_class.code, revert_class)
-    # the service's own request validation: the arguments were wrong
-    table["invalid-request"] = _errors.InvalidInput
-    return table
+    def json(self, **kwargs: Any) -> Any: ...
 
 
-_CLASSES = _error_classes()
+class HttpClient(Protocol):
+    """An HTTP client bound to the service's base URL: ``httpx.Client``, or FastAPI's TestClient
+    (an app served in the caller's process)."""
 
+    @property
+    def base_url(self) -> Any: ...
 
-def error_from_problem(problem: Mapping[str, Any], status: int | None = None) -> LedgerError:
-    """The library exception for a problem document (or a ticket's error object)."""
-    kind = str(problem.get("type") or "")
-    code = kind.removeprefix(PROBLEM_BASE) or "service-error"
-    detail = problem.get("detail") or problem.get("message") or problem.get("title") or f"HTTP {status}"
-    hint = problem.get("hint")
-    hint_text = str(hint) if hint else None
-    cls = _CLASSES.get(code)
-    exc: LedgerError
-    if cls is None:
-        exc = ServiceError(str(detail), hint=hint_text, code=code)
-    elif issubclass(cls, ContractRevert):
-        revert = cls.__new__(cls)
-        LedgerError.__init__(revert, str(detail), hint=hint_text)
-        revert.name = str(problem.get("error") or code)
-        args = problem.get("args")
-        revert.args_ = dict(args) if isinstance(args, Mapping) else {}
-        revert.contract = None
-        exc = revert
-    else:
-        exc = cls(str(detail), hint=hint_text)
-    exc.code = code
-    exc.problem = dict(problem)  # type: ignore[attr-defined]
-    exc.status = status  # type: ignore[attr-defined]
-    return exc
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> HttpResponse: ...
 
-
-def problem_of(exc: BaseException) -> dict[str, Any] | None:
-    """The problem document an exception raised by this client carries, if any."""
-    problem = getattr(exc, "problem", None)
-    return dict(problem) if isinstance(problem, Mapping) else None
+    def close(self) -> None: ...
 
 
 class ServiceClient:
-    """The ledger service over HTTP. ``wait_timeout`` bounds waiting for a relayed request."""
+    """The ledger service over HTTP. ``wait_timeout`` bounds waiting for a relayed request.
+
+    Give ``base_url`` (the client opens and closes its own connection pool) or ``http``, an
+    ``httpx.Client`` whose ``base_url`` points at the service (a TestClient in the tests); an
+    injected client is the caller's to close."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         *,
+        http: HttpClient | None = None,
         timeout: float = 30.0,
         wait_timeout: float = 120.0,
         poll_interval: float = 0.05,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        if http is None and base_url is None:
+            raise ValueError("give the service's base_url or an http client")
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._owns_http = http is None
+        self.http: HttpClient
+        if http is None:
+            assert base_url is not None
+            self.base_url = base_url.rstrip("/")
+            self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        else:
+            self.base_url = base_url.rstrip("/") if base_url else str(http.base_url).rstrip("/")
+            self.http = http
 
     def close(self) -> None:
-        self.http.close()
+        if self._owns_http:
+            self.http.close()
 
     def __enter__(self) -> ServiceClient:
         return self
@@ -142,7 +134,7 @@ class ServiceClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> HttpResponse:
         try:
             return self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -181,31 +173,91 @@ class ServiceClient:
     def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return self.request("POST", path, json=json, **kwargs)
 
+    def exists(self, path: str) -> bool:
+        """Whether ``GET path`` finds the resource (False on 404; other problems raise)."""
+        try:
+            self.get(path)
+        except LedgerError as exc:
+            if status_of(exc) == 404:
+                return False
+            raise
+        return True
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll /ready until the service answers 200; the readiness report."""
+        deadline = time.monotonic() + timeout
+        last: str = "no answer"
+        while True:
+            try:
+                report = self.ready()
+                if report.get("status") == "ready":
+                    return report
+                last = str(report)[:300]
+            except NodeUnavailable as exc:
+                last = exc.message
+            if time.monotonic() > deadline:
+                raise NodeUnavailable(
+                    f"the service at {self.base_url} is not ready after {timeout:g} s: {last}",
+                    hint="check its log: the chain, the IPFS node or the indexer may be down",
+                )
+            time.sleep(0.3)
+
+    def head_block(self) -> int:
+        """The chain's latest block number, as the service sees it."""
+        return int(self.ready()["chain"]["block"])
+
+    def chain_time(self) -> int | None:
+        """The chain's time as the service reports it in /ready, if it does."""
+        value = self.ready().get("chain", {}).get("timestamp")
+        return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
     # -- relayed requests ----------------------------------------------------------------------
 
     def ticket(self, ticket_id: str) -> dict[str, Any]:
         out: dict[str, Any] = self.get(f"/relay/{ticket_id}")
         return out
 
-    def wait_ticket(self, ticket_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Poll until the request is mined (returned) or failed (its error raised)."""
+    def settle(self, ticket_ids: Iterable[str], timeout: float | None = None) -> dict[str, dict[str, Any]]:
+        """Poll until every ticket is mined or failed; the settled tickets by id (a failed one is
+        returned, not raised)."""
         limit = self.wait_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        pending = list(dict.fromkeys(ticket_ids))
+        settled: dict[str, dict[str, Any]] = {}
+        last: dict[str, Any] = {}
         delay = self.poll_interval
-        while True:
-            ticket = self.ticket(ticket_id)
-            if ticket.get("status") == "mined":
-                return ticket
-            if ticket.get("status") == "failed":
-                error = ticket.get("error") or {"type": "transaction-failed", "message": "the relayed request failed"}
-                raise error_from_problem(error)
+        while pending:
+            still: list[str] = []
+            for ticket_id in pending:
+                ticket = self.ticket(ticket_id)
+                if ticket.get("status") in ("mined", "failed"):
+                    settled[ticket_id] = ticket
+                else:
+                    still.append(ticket_id)
+                    last[ticket_id] = ticket.get("status")
+            pending = still
+            if not pending:
+                break
             if time.monotonic() > deadline:
+                first = pending[0]
+                what = f"relayed request {first}"
+                if len(pending) > 1:
+                    what = f"{len(pending)} relayed requests (e.g. {first})"
                 raise TicketTimeout(
-                    f"relayed request {ticket_id} is still {ticket.get('status')} after {limit:g} s",
-                    hint=f"check it later with: medledger --service {self.base_url} relay status {ticket_id}",
+                    f"{what} is still {last.get(first)} after {limit:g} s",
+                    hint=f"check it later with: medledger --service {self.base_url} relay status {first}",
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
+        return settled
+
+    def wait_ticket(self, ticket_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Poll until the request is mined (returned) or failed (its error raised)."""
+        ticket = self.settle([ticket_id], timeout)[ticket_id]
+        if ticket.get("status") == "failed":
+            error = ticket.get("error") or {"type": "transaction-failed", "message": "the relayed request failed"}
+            raise error_from_problem(error)
+        return ticket
 
     def _settle(self, ticket: dict[str, Any], wait: bool) -> dict[str, Any]:
         return self.wait_ticket(str(ticket["id"])) if wait else ticket
@@ -242,14 +294,34 @@ class ServiceClient:
         out: dict[str, Any] = self.post(path, json={"request": dict(signed_request)})
         return out
 
+    def send(
+        self, actor: LocalAccount, operation: str, args: Mapping[str, Any], *, attempts: int = 1
+    ) -> dict[str, Any]:
+        """Prepare, sign locally and submit (not waiting): the queued ticket, with ``to`` (the
+        contract called). With ``attempts`` > 1, a nonce the service no longer expects (another
+        request of the same signer settled meanwhile) is fetched again and signed again, as the
+        problem's hint says."""
+        for attempt in range(1, attempts + 1):
+            prepared = self.prepare(operation, actor.address, args)
+            try:
+                ticket = self.submit(operation, self.sign_prepared(prepared, actor), args)
+            except LedgerError as exc:
+                stale = status_of(exc) == 422 and "nonce" in exc.message
+                if not stale or attempt == attempts:
+                    raise
+                time.sleep(0.1)
+                continue
+            ticket["to"] = prepared["request"].get("to")
+            return ticket
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def write(
-        self, actor: LocalAccount, operation: str, args: Mapping[str, Any], *, wait: bool = True
+        self, actor: LocalAccount, operation: str, args: Mapping[str, Any], *, wait: bool = True, attempts: int = 1
     ) -> dict[str, Any]:
         """Prepare, sign locally, submit and (with ``wait``) wait until mined: the ticket."""
-        prepared = self.prepare(operation, actor.address, args)
-        ticket = self.submit(operation, self.sign_prepared(prepared, actor), args)
+        ticket = self.send(actor, operation, args, attempts=attempts)
         settled = self._settle(ticket, wait)
-        settled["to"] = prepared["request"].get("to")
+        settled["to"] = ticket["to"]
         return settled
 
     def prepare_dataset(
@@ -290,7 +362,8 @@ class ServiceClient:
 
     def consent(self, signer: LocalAccount, body: Mapping[str, Any], *, wait: bool = True) -> dict[str, Any]:
         """A consent message (grant, renew, withdraw, delegate appointment or revocation) signed
-        here by the subject or its delegate: the ticket. ``body`` is what /consents/prepare takes."""
+        here by the subject or its delegate: the ticket (with the signed ``message``). ``body`` is
+        what /consents/prepare takes."""
         prepared = self.prepare_consent(body)
         signature = typed_data.sign(prepared["typed_data"], signer.key)
         signed = {"kind": prepared["kind"], "message": prepared["message"], "signature": "0x" + signature.hex()}
@@ -347,6 +420,15 @@ class ServiceClient:
 
     def openlineage(self, root: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = self.get(f"/lineage/{root}/openlineage")
+        return out
+
+    def access_request(self, request_id: int) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/access-requests/{request_id}")
+        return out
+
+    def account(self, address: str) -> dict[str, Any]:
+        """An account's roles and whether it is suspended."""
+        out: dict[str, Any] = self.get(f"/accounts/{address}")
         return out
 
     def consents(self, subject: str) -> Any:

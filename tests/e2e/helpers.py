@@ -1,10 +1,12 @@
 """What the end-to-end tests share: the service as a uvicorn process configured by ``MEDLEDGER_*``
-variables (as ``./run.sh`` starts it), settings for another service on the same chain, polling."""
+variables (as ``./run.sh`` starts it) and reached through the project's client, the demo script as
+a module, settings for another service on the same chain, polling."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import subprocess
@@ -15,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+from ledger.client.http import ServiceClient
+from ledger.core.errors import NodeUnavailable
 
 if TYPE_CHECKING:
     from ledger.core.config import Settings
@@ -29,9 +32,7 @@ def import_demo() -> Any:
     """``scripts/demo.py`` as a module (the demo is a script, not a package)."""
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))
-    import demo
-
-    return demo
+    return importlib.import_module("demo")
 
 
 def settings_for(base: Settings, data_dir: Path) -> Settings:
@@ -106,15 +107,20 @@ class ServiceProcess:
                 preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/ready", timeout=3).status_code == 200:
-                    return self
-            time.sleep(0.2)
+        with self.client(timeout=3) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log_tail()}")
+                with contextlib.suppress(NodeUnavailable):
+                    if client.ready().get("status") == "ready":
+                        return self
+                time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"the service was not ready within {timeout:g} s:\n{self.log_tail()}")
+
+    def client(self, **options: Any) -> ServiceClient:
+        """The project's HTTP client of this service (the caller closes it)."""
+        return ServiceClient(self.url, **options)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (the lifespan closes the queue and stops the indexer); returns the exit code."""

@@ -16,29 +16,26 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
+from ledger.client.http import ServiceClient
 from ledger.core.config import Settings
 from ledger.core.records import ConsentScope, ConsentState
 from ledger.services.ledger import Ledger
 
-from .helpers import import_demo, settings_for, wait_until
+from .helpers import settings_for, wait_until
 
-demo = import_demo()
 YEAR = 365 * 86400
 
 
 @contextlib.contextmanager
-def service_state(settings: Settings, *, workers: bool) -> Iterator[tuple[Any, Any]]:
+def service_state(settings: Settings, *, workers: bool) -> Iterator[tuple[Any, ServiceClient]]:
     """The service's state (api.app.build_state) and an HTTP client of an app over it. Closing it
     is what a service shutdown does: the queue is closed, the indexer stopped."""
     from api.app import build_state, create_app
 
     state = build_state(settings, start_workers=workers)
-    client = demo.Service("http://testserver")
-    client.http.close()
     try:
         with TestClient(create_app(state=state), raise_server_exceptions=False) as http:
-            client.http = http
-            yield state, client
+            yield state, ServiceClient(http=http)
     finally:
         state.queue.close()
         if state.indexer is not None:
@@ -92,7 +89,7 @@ def second_admin(chain: Ledger, admin: LocalAccount) -> LocalAccount:
 
 
 def queue_mixed_requests(
-    client: Any, chain: Ledger, admin: LocalAccount, second_admin: LocalAccount
+    client: ServiceClient, chain: Ledger, admin: LocalAccount, second_admin: LocalAccount
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Several signers: two admins (forward requests, consecutive nonces each), four subjects
     granting consent, and one subject withdrawing an earlier consent. Returns the ticket ids by
@@ -105,13 +102,11 @@ def queue_mixed_requests(
     subjects = [Account.create() for _ in range(4)]
     tickets: dict[str, str] = {}
     for i, user in enumerate(users):
-        tickets[f"admin-grant-{i}"] = client.submit(
-            "/roles", admin, "grantRole", {"role": role("user"), "account": user}
-        )
+        tickets[f"admin-grant-{i}"] = client.send(admin, "grantRole", {"role": role("user"), "account": user})["id"]
     for i, user in enumerate(users[:2]):
-        tickets[f"admin2-grant-{i}"] = client.submit(
-            "/roles", second_admin, "grantRole", {"role": role("reviewer"), "account": user}
-        )
+        tickets[f"admin2-grant-{i}"] = client.send(
+            second_admin, "grantRole", {"role": role("reviewer"), "account": user}
+        )["id"]
     for i, s in enumerate(subjects):
         tickets[f"consent-{i}"] = client.consent(
             s,
@@ -123,10 +118,13 @@ def queue_mixed_requests(
                 "purposes": ["GRU"] if i % 2 else ["HMB", "NCU"],
                 "expiry": int(time.time()) + YEAR,
             },
-        )
+            wait=False,
+        )["id"]
     tickets["withdrawal"] = client.consent(
-        withdrawer, {"kind": "Withdraw", "subject": withdrawer.address, "scope_kind": "holder", "scope": holder}
-    )
+        withdrawer,
+        {"kind": "Withdraw", "subject": withdrawer.address, "scope_kind": "holder", "scope": holder},
+        wait=False,
+    )["id"]
     expect = {"users": users, "subjects": subjects, "withdrawer": withdrawer, "scope": scope}
     return tickets, expect
 
@@ -267,7 +265,7 @@ def test_killed_service_process(
     }
     first = ServiceProcess(replace(settings, batch_delay=3600.0)).start()
     try:
-        client = demo.Service(first.url)
+        client = ServiceClient(first.url)
         tickets, expect = queue_mixed_requests(client, chain, admin, second_admin)
         assert {client.get(f"/relay/{t}")["status"] for t in tickets.values()} == {"queued"}
         client.close()
@@ -279,8 +277,8 @@ def test_killed_service_process(
     assert chain.relayer.chain_nonce(admin.address) == nonces["admin"]
 
     with ServiceProcess(settings) as second:
-        client = demo.Service(second.url)
-        done = client.wait(list(tickets.values()), timeout=60)
+        client = ServiceClient(second.url)
+        done = client.settle(list(tickets.values()), timeout=60)
         client.close()
     assert {label: done[tid]["status"] for label, tid in tickets.items()} == dict.fromkeys(tickets, "mined")
     check_executed_once(chain, admin, second_admin, start_block, nonces, expect)

@@ -1,35 +1,30 @@
-"""What an HTTP client of the service does: ask for typed data, sign it locally, post it, and wait
-for the relayed request's outcome."""
+"""What an HTTP client of the service does, through the project's own client
+(:class:`ledger.client.http.ServiceClient` over the test's TestClient): ask for typed data, sign it
+locally, post it, and wait for the relayed request's outcome."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
-from ledger.chain import typed_data
+from ledger.client.http import ServiceClient
+
+
+def service_client(client: TestClient) -> ServiceClient:
+    """The project's client over the app the TestClient serves (the TestClient stays the test's)."""
+    return ServiceClient(http=client, wait_timeout=30.0, poll_interval=0.02)
 
 
 def wait_ticket(client: TestClient, ticket_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = client.get(f"/relay/{ticket_id}")
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        if body["status"] in ("mined", "failed"):
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"ticket {ticket_id} not settled in {timeout} s")
+    """The ticket once mined or failed (a failed one is returned, not raised)."""
+    return service_client(client).settle([ticket_id], timeout)[ticket_id]
 
 
 def signed_request(client: TestClient, actor: LocalAccount, operation: str, args: dict[str, Any]) -> dict[str, Any]:
-    r = client.post("/relay/prepare", json={"operation": operation, "from": actor.address, "args": args})
-    assert r.status_code == 200, r.text
-    prepared = r.json()
-    sig = typed_data.sign(prepared["typed_data"], actor.key)
-    return {**prepared["request"], "signature": "0x" + sig.hex()}
+    service = service_client(client)
+    return service.sign_prepared(service.prepare(operation, actor.address, args), actor)
 
 
 def do(client: TestClient, path: str, actor: LocalAccount, operation: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -42,12 +37,7 @@ def do(client: TestClient, path: str, actor: LocalAccount, operation: str, args:
 
 
 def consent(client: TestClient, signer: LocalAccount, body: dict[str, Any]) -> dict[str, Any]:
-    r = client.post("/consents/prepare", json=body)
-    assert r.status_code == 200, r.text
-    prepared = r.json()
-    sig = typed_data.sign(prepared["typed_data"], signer.key)
-    r = client.post(
-        "/consents", json={"kind": body["kind"], "message": prepared["message"], "signature": "0x" + sig.hex()}
-    )
-    assert r.status_code == 202, r.text
-    return wait_ticket(client, r.json()["id"])
+    """Sign a consent message here and queue it; the settled ticket (mined or failed)."""
+    service = service_client(client)
+    queued = service.consent(signer, body, wait=False)
+    return wait_ticket(client, str(queued["id"]))
