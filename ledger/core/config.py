@@ -10,13 +10,18 @@ ledger at a consortium chain and a Kubo node is a configuration change only, for
     ipfs_api = "/dns/kubo.example.org/tcp/5001/http"
     manage_nodes = false
     relayer_key_file = "/etc/medledger/relayer.json"   # encrypted keystore (password in env)
+
+Some settings derive from others and follow them unless set themselves: ``rpc_url`` is the local
+anvil on ``anvil_port``, ``ipfs_api`` the local js-ipfs API on ``ipfs_api_port`` and ``api_url`` the
+service on ``api_host``:``api_port``. So ``MEDLEDGER_ANVIL_PORT=8600`` alone moves the node and the
+URL the library calls together, while an explicit ``rpc_url`` (a remote chain) still wins.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +40,8 @@ class Settings:
 
     #: where nodes keep state (anvil state file, IPFS repo), the deployment record and the index
     data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".data")
-    #: chain JSON-RPC endpoint
-    rpc_url: str = "http://127.0.0.1:8545"
+    #: chain JSON-RPC endpoint; empty: the local anvil on ``anvil_port``
+    rpc_url: str = ""
     #: expected chain id (anvil: 31337); the client refuses a node that reports another
     chain_id: int = 31337
     #: blocks to wait after a transaction's block before treating it (and its events) as final
@@ -45,8 +50,9 @@ class Settings:
     deployment_file: Path | None = None
     #: build artifacts of the contracts (brownie compile)
     artifacts_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "build" / "contracts")
-    #: IPFS HTTP RPC API as a multiaddr (js-ipfs listens on 5002 by default, Kubo on 5001)
-    ipfs_api: str = "/ip4/127.0.0.1/tcp/5002/http"
+    #: IPFS HTTP RPC API as a multiaddr (js-ipfs listens on 5002 by default, Kubo on 5001); empty:
+    #: the local js-ipfs on ``ipfs_api_port``
+    ipfs_api: str = ""
     #: seconds to wait for an IPFS fetch before reporting the document missing
     ipfs_timeout: float = 10.0
     #: start anvil and js-ipfs locally (false when pointing at external nodes)
@@ -60,12 +66,33 @@ class Settings:
     #: password is in MEDLEDGER_RELAYER_KEY_PASSWORD. Unset on anvil: anvil's first account.
     relayer_key: str | None = None
     relayer_key_file: Path | None = None
-    #: the API service
+    #: the API service: where it listens, and the URL clients reach it at (empty: ``api_host``:``api_port``)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_url: str = ""
     #: relayer batching: flush at this many queued requests or after this many seconds
     batch_size: int = 100
     batch_delay: float = 0.2
+
+    #: the settings above that were derived, with the value derived: ``dataclasses.replace`` copies
+    #: it, so a copy with a new port derives again unless the copy also sets the URL itself
+    _derived: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # an unset URL follows its port, so a port change cannot leave the URL on the old one
+        derived = {
+            "rpc_url": f"http://127.0.0.1:{self.anvil_port}",
+            "ipfs_api": f"/ip4/127.0.0.1/tcp/{self.ipfs_api_port}/http",
+            "api_url": f"http://{_reachable_host(self.api_host)}:{self.api_port}",
+        }
+        before = dict(self._derived)
+        now: list[tuple[str, str]] = []
+        for name, value in derived.items():
+            current = getattr(self, name)
+            if not current or before.get(name) == current:
+                object.__setattr__(self, name, value)
+                now.append((name, value))
+        object.__setattr__(self, "_derived", tuple(now))
 
     @property
     def deployment_path(self) -> Path:
@@ -85,6 +112,7 @@ class Settings:
         if self.relayer_key:
             return self.relayer_key
         if self.relayer_key_file:
+            # eth_account takes ~0.4 s to import and only a keystore needs it; config loads on every CLI start
             from eth_account import Account
 
             password = os.environ.get("MEDLEDGER_RELAYER_KEY_PASSWORD")
@@ -105,6 +133,13 @@ class Settings:
             f"no relayer key configured for chain {self.chain_id}",
             hint="set MEDLEDGER_RELAYER_KEY or MEDLEDGER_RELAYER_KEY_FILE",
         )
+
+
+def _reachable_host(host: str) -> str:
+    """The host a client connects to for a service listening on ``host``."""
+    if host in ("", "0.0.0.0", "::"):  # listening on every interface: reach it on loopback
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _coerce(name: str, raw: Any, current: Any) -> Any:
@@ -134,7 +169,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     values: dict[str, Any] = {}
     data_dir = Path(env.get("MEDLEDGER_DATA_DIR", str(base.data_dir))).expanduser()
     config_file = Path(env["MEDLEDGER_CONFIG"]) if "MEDLEDGER_CONFIG" in env else data_dir / "medledger.toml"
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(Settings) if not f.name.startswith("_")}
     if config_file.exists():
         try:
             loaded = tomllib.loads(config_file.read_text())
@@ -150,4 +185,4 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
             values[name] = env[key]
     values.update(overrides)
     coerced = {k: _coerce(k, v, getattr(base, k)) for k, v in values.items()}
-    return replace(base, **coerced)
+    return Settings(**coerced)
