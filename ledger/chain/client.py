@@ -277,6 +277,7 @@ class AsyncRawCaller:
     no thread-pool hop and no web3 layers. Reverts become domain exceptions."""
 
     def __init__(self, rpc_url: str, decoder: RevertDecoder, *, timeout: float = 10.0) -> None:
+        # httpx costs ~0.2 s to import and only the service's async reads use it, not every CLI start
         import httpx
 
         self.rpc_url = rpc_url
@@ -285,7 +286,7 @@ class AsyncRawCaller:
         self._id = 0
 
     async def call(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
-        import httpx
+        import httpx  # loaded by __init__ already; see there
 
         self._id += 1
         tag = hex(block) if isinstance(block, int) else block

@@ -173,6 +173,7 @@ def abi_encode(types: Sequence[str], value: Sequence[Any]) -> bytes:
         return encode_content_leaf(value[0], value[1], value[2])
     if kinds == SUBJECT_TYPES:
         return encode_subject_leaf(bytes.fromhex(value[0][2:]))
+    # eth_abi (~0.1 s to import) is only needed for leaf shapes other than the ledger's two
     from eth_abi.abi import encode
 
     try:
@@ -458,6 +459,7 @@ def _jsonable(kind: str, item: Any) -> Any:
     if isinstance(item, bytes):
         return _to_hex(item)
     if kind == "address":
+        # eth_utils is slow to import and only address leaves (dumps of other trees) need it
         from eth_utils.address import to_checksum_address
 
         return to_checksum_address(item)

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 import rfc8785
+from eth_utils.address import is_checksum_address, to_checksum_address
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -167,8 +168,6 @@ def _checksum(value: Any) -> Any:
     if isinstance(value, bytes) and len(value) == 20:
         value = "0x" + value.hex()
     if isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
-        from eth_utils.address import is_checksum_address, to_checksum_address
-
         if value != value.lower() and value[2:] != value[2:].upper() and not is_checksum_address(value):
             raise ValueError(f"{value} has a wrong EIP-55 checksum (a typo?)")
         return to_checksum_address(value)

@@ -9,6 +9,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from ledger.core.classification import DatasetStatus, Tier
+from ledger.core.errors import InvalidInput
 
 #: the zero word as the library handles it (records, call arguments); the one definition
 ZERO32 = bytes(32)
@@ -23,8 +24,6 @@ def hex32(value: bytes) -> str:
 
 def to_bytes32(value: str | bytes, what: str = "value") -> bytes:
     """0x-prefixed 64-hex-digit string (or 32 bytes) -> 32 bytes, with a clear error."""
-    from ledger.core.errors import InvalidInput
-
     if isinstance(value, bytes):
         if len(value) != 32:
             raise InvalidInput(f"{what} must be 32 bytes, got {len(value)}")

@@ -21,6 +21,7 @@ Why it works the way it does:
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
@@ -272,8 +273,6 @@ class IpfsStore:
         data = self.get(cid, timeout=timeout)
         if model is not None:
             return model.from_bytes(data)
-        import json
-
         try:
             return json.loads(data)
         except ValueError as exc:
