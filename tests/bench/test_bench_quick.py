@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = (
     "1_consent_grants",
@@ -27,6 +29,7 @@ def _metrics(side: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in side.values() if isinstance(m, dict) and "median" in m]
 
 
+@pytest.mark.node  # bench.py starts its own anvil and js-ipfs in a child process
 def test_quick_mode_produces_numbers_for_every_scenario(tmp_path: Path) -> None:
     run = subprocess.run(
         [
