@@ -196,13 +196,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 **stack.timings,
             }
             log(f"stack ready: {stack.timings}")
-        world = None
+        world: bench_consent.ConsentWorld | None = None
         if wanted & {"1", "2"}:
             t = time.perf_counter()
             world = bench_consent.setup_world(stack, cfg["subjects"], cfg["holders"], cfg["repeats"], rng)
             log(f"consent world ready in {time.perf_counter() - t:.1f} s")
-        attempt("1", lambda: bench_consent.scenario_grants(stack, world, cfg, rng))
-        attempt("2", lambda: bench_consent.scenario_checks(stack, world, cfg, rng))
+        attempt("1", lambda: bench_consent.scenario_grants(stack, _made(world), cfg, rng))
+        attempt("2", lambda: bench_consent.scenario_checks(stack, _made(world), cfg, rng))
         attempt("3", lambda: bench_datasets.scenario_registration(stack, cfg, rng))
         attempt("4", lambda: bench_datasets.scenario_lineage(stack, cfg, rng))
         if stack.service is not None:
@@ -257,6 +257,13 @@ def write(results: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "RESULTS.md").write_text(bench_report.render(results))
+
+
+def _made(world: bench_consent.ConsentWorld | None) -> bench_consent.ConsentWorld:
+    """The consent world, which scenarios 1 and 2 set up before they run."""
+    if world is None:
+        raise RuntimeError("the consent world was not set up")
+    return world
 
 
 def main(argv: list[str] | None = None) -> int:

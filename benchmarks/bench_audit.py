@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def audit_queries(path: Path, cfg: dict[str, Any], rng: random.Random) -> dict[s
         )
     ]
     q = cfg["audit_queries"]
-    kinds = {
+    kinds: dict[str, Callable[[], dict[str, Any]]] = {
         "dataset_full_trail": lambda: store.dataset_trail(rng.choice(datasets), limit=None),
         "subject_full_trail": lambda: store.user_trail(rng.choice(subjects), limit=None),
         "busiest_dataset_full_trail": lambda: store.dataset_trail(rng.choice(busiest), limit=None),
@@ -160,7 +161,7 @@ def chain_catch_up(stack: Stack, workdir: Path, run: int) -> dict[str, Any]:
         out, err = proc.communicate(timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"the catch-up indexer failed: {err.decode(errors='replace')[-2000:]}")
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     result["rss_peak_mib"] = max(sampler.peak_mib("indexer"), round(result["vmhwm_mib"], 1))
     rpc = Rpc(stack.anvil.url)
     head = int(rpc.call("eth_blockNumber"), 16)

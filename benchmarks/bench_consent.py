@@ -474,13 +474,13 @@ def scenario_checks(stack: Stack, world: ConsentWorld, cfg: dict[str, Any], rng:
             f"{runs['service_1'][-1]['latency_ms']['p99']:.1f} ms"
         )
 
-    def s(name: str, key: str) -> dict[str, Any]:
+    def stat(name: str, key: str) -> dict[str, Any]:
         if key == "per_s":
             return summary([x["per_s"] for x in runs[name]], "checks/s", 1)
         return summary([x["latency_ms"][key] for x in runs[name]], "ms", 2)
 
-    rate, base = s("service", "per_s"), s("direct", "per_s")
-    p99 = s("service", "p99")
+    rate, base = stat("service", "per_s"), stat("direct", "per_s")
+    p99 = stat("service", "p99")
     return {
         "title": "Consent checks through the service (GET /consents/check), one uvicorn worker",
         "params": {
@@ -491,11 +491,11 @@ def scenario_checks(stack: Stack, world: ConsentWorld, cfg: dict[str, Any], rng:
         },
         "product": {
             "checks_per_s": rate,
-            "p50_ms": s("service", "p50"),
+            "p50_ms": stat("service", "p50"),
             "p99_ms": p99,
-            "one_client_p50_ms": s("service_1", "p50"),
-            "one_client_p99_ms": s("service_1", "p99"),
-            "reference_get_health_per_s": s("health", "per_s"),
+            "one_client_p50_ms": stat("service_1", "p50"),
+            "one_client_p99_ms": stat("service_1", "p99"),
+            "reference_get_health_per_s": stat("health", "per_s"),
             **{
                 f"cpu_cores_{k.replace(' ', '_')}": summary(
                     [x["cpu_cores"].get(k, 0.0) for x in runs["service"]], "cores", 2
@@ -506,19 +506,19 @@ def scenario_checks(stack: Stack, world: ConsentWorld, cfg: dict[str, Any], rng:
         "baseline": {
             "name": "the same check as a direct eth_call isInForce through the library (Ledger.consent_in_force)",
             "checks_per_s": base,
-            "p50_ms": s("direct", "p50"),
-            "p99_ms": s("direct", "p99"),
-            "one_client_p99_ms": s("direct_1", "p99"),
+            "p50_ms": stat("direct", "p50"),
+            "p99_ms": stat("direct", "p99"),
+            "one_client_p99_ms": stat("direct_1", "p99"),
             "cpu_cores_bench_client": summary(
                 [x["cpu_cores"].get("bench client", 0.0) for x in runs["direct"]], "cores", 2
             ),
-            "raw_eth_call_per_s": s("raw", "per_s"),
-            "raw_eth_call_p99_ms": s("raw", "p99"),
+            "raw_eth_call_per_s": stat("raw", "per_s"),
+            "raw_eth_call_p99_ms": stat("raw", "p99"),
         },
         "ratio": {
             "checks_per_s": ratio(rate["median"], base["median"]),
-            "checks_per_s_vs_raw_eth_call": ratio(rate["median"], s("raw", "per_s")["median"]),
-            "checks_per_s_vs_get_health": ratio(rate["median"], s("health", "per_s")["median"]),
+            "checks_per_s_vs_raw_eth_call": ratio(rate["median"], stat("raw", "per_s")["median"]),
+            "checks_per_s_vs_get_health": ratio(rate["median"], stat("health", "per_s")["median"]),
         },
         "targets": {"checks_per_s >= 3000": rate["median"] >= 3000, "p99_ms <= 10": p99["median"] <= 10},
         "runs": runs,

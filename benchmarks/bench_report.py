@@ -123,7 +123,8 @@ ANALYSIS: list[str] = [
     "parses HTTP, checks each signed grant and runs the relay worker; the load generator uses a tenth of "
     "a core and anvil a tenth. Done since the first profile: the chain time that `Relayer.check_consent` "
     "needs is read at most once a second (it was two `eth_getBlockByNumber` per grant, 35% of the "
-    "samples), signatures are recovered with ledger/fast712.py instead of eth_account's generic encoder, "
+    "samples), signatures are recovered with specialised EIP-712 hashing (now ledger/chain/typed_data.py) "
+    "instead of eth_account's generic encoder, "
     "consent messages go to the chain before queueing only where the answer needs chain state, and "
     "uvicorn runs on uvloop and httptools: 129 -> ~360 grants/s. A second profile on that code (GIL "
     "samples of the service, scenario 1): 51% is `Relayer.consent_call` (ledger/relay.py) in the relay "
@@ -162,9 +163,10 @@ ANALYSIS: list[str] = [
     "the document with `block/put` (`cid-codec=raw`, `format=raw`, `mhtype=sha2-256`, `pin=true`) "
     "instead of `add` with chunker and raw leaves: the same `bafkrei...` CID, pinned (checked), about "
     "3x the throughput with 16 threads (167/s against 57/s in a probe). Next are the holders' EIP-712 "
-    "signatures (eth_account's generic encoder, stage_sign_s; ledger/fast712.py-style hashing on the "
-    "client side) and the chain stage. The sequential baseline pays several web3 round trips per "
-    "registration (`Relayer.sign_request`: gas estimate, nonce, chain time) plus one anvil block each.",
+    "signatures (eth_account's generic encoder in this run, stage_sign_s; since then `typed_data.sign` "
+    "uses the specialised hashing on the client side too) and the chain stage. The sequential baseline "
+    "pays several web3 round trips per registration (`Relayer.sign_request`: gas estimate, nonce, "
+    "chain time) plus one anvil block each.",
     "**4. Lineage.** Target met (about 2 s for 1,000 datasets, 101 chain round trips instead of 1,000). "
     "`verify_lineage` (ledger/verify.py) reads one level per `getDatasets` call and fetches that level's "
     "metadata before reading the next, so each of the 101 levels waits for its slowest IPFS fetch. "

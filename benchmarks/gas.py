@@ -39,9 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "contracts"))
 
 import yaml  # noqa: E402
-from brownie import accounts, network, project, web3  # noqa: E402
+from brownie import accounts, web3  # noqa: E402
 from brownie._config import CONFIG  # noqa: E402
 from brownie.exceptions import TransactionError  # noqa: E402
+from brownie.network.main import connect, disconnect  # noqa: E402
+from brownie.project.main import load as load_project  # noqa: E402
 from chain_helpers import (  # noqa: E402
     AUDITOR_ROLE,
     DUO,
@@ -60,8 +62,10 @@ from chain_helpers import (  # noqa: E402
     sign_forward,
 )
 from eth_account import Account  # noqa: E402
-from eth_utils import keccak  # noqa: E402
+from eth_typing import HexStr  # noqa: E402
+from eth_utils.crypto import keccak  # noqa: E402
 from hexbytes import HexBytes  # noqa: E402
+from web3.types import RPCEndpoint  # noqa: E402
 
 BATCH_SIZES = (1, 10, 100)
 REQUEST_GAS = 600_000  # gas each forwarded call may use (a cap; only what is used is charged)
@@ -122,7 +126,7 @@ class Call:
     key: Any
     contract: Any
     fn: str
-    args: tuple
+    args: tuple[Any, ...]
 
 
 class Relay:
@@ -191,18 +195,19 @@ class Ledger:
 
     def fresh_address(self) -> str:
         self.counter += 1
-        return key(f"address:{self.counter}").address
+        return str(key(f"address:{self.counter}").address)
 
     def local(self, key: Any) -> Any:
         """The brownie account of a key, funded so that it can send directly."""
         if key.address not in self.locals:
             account = accounts.add(key.key.hex())
             try:
-                accounts[0].transfer(account, "100 ether", silent=True)
+                # brownie annotates (Account, int) but takes its LocalAccount and a "100 ether" string
+                accounts[0].transfer(account, "100 ether", silent=True)  # type: ignore[arg-type]
             except TransactionError as exc:  # see transact()
                 if "dropped without known replacement" not in str(exc):
                     raise
-                web3.eth.wait_for_transaction_receipt(str(exc).split()[-1], timeout=120, poll_latency=0.02)
+                web3.eth.wait_for_transaction_receipt(HexStr(str(exc).split()[-1]), timeout=120, poll_latency=0.02)
             self.locals[key.address] = account
         return self.locals[key.address]
 
@@ -299,7 +304,7 @@ def relay_signed(ledger: Ledger, signed: list[SignedConsent], chunk: int = 100) 
 class Operation:
     name: str
     party: str
-    prepare: Callable[[Ledger, int], list]  # -> list[Call] or list[SignedConsent] for n requests
+    prepare: Callable[[Ledger, int], list[Any]]  # -> list[Call] or list[SignedConsent] for n requests
     signed: bool = False  # signed consent messages (relayBatch) rather than forwarded calls
     note: str = ""
 
@@ -703,7 +708,8 @@ def breakdown(tx: Any) -> dict[str, int]:
     data = bytes(HexBytes(web3.eth.get_transaction(tx.txid)["input"]))
     cd, _ = calldata_gas(data)
     trace = web3.provider.make_request(
-        "debug_traceTransaction", [tx.txid, {"disableStack": True, "disableMemory": True, "disableStorage": True}]
+        RPCEndpoint("debug_traceTransaction"),
+        [tx.txid, {"disableStack": True, "disableMemory": True, "disableStorage": True}],
     )["result"]["structLogs"]
     top = min(step["depth"] for step in trace)
     parts = {"base": 21_000, "calldata": cd, "SSTORE": 0, "SLOAD": 0, "calls": 0, "LOG": 0, "KECCAK256": 0, "other": 0}
@@ -1008,7 +1014,7 @@ def start_anvil(tracing: bool) -> None:
     cmd = "anvil --transaction-block-keeper 8" if tracing else "anvil"
     settings["cmd"] = cmd
     log(f"starting anvil on port {port}{' with opcode tracing' if tracing else ''}")
-    network.connect("development")
+    connect("development")
     # block timestamps independent of the wall clock (start fixed, +1 s per block): deadlines and
     # expiries, hence signatures and calldata, and so the figures, are the same in every run
     for method, params in (
@@ -1016,7 +1022,7 @@ def start_anvil(tracing: bool) -> None:
         ("anvil_setBlockTimestampInterval", [1]),
         ("evm_mine", []),
     ):
-        response = web3.provider.make_request(method, params)
+        response = web3.provider.make_request(RPCEndpoint(method), params)
         if "error" in response:
             raise RuntimeError(f"{method}: {response['error']}")
 
@@ -1044,7 +1050,7 @@ def main() -> int:
     operations = [op for op in OPERATIONS if any(w in op.name for w in wanted)]
 
     os.chdir(args.project)
-    p = project.load(args.project, name="MedLedgerGas")
+    p = load_project(args.project, name="MedLedgerGas")
     CONFIG.argv["silent"] = True
     anvil_version = subprocess.run(["anvil", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
 
@@ -1054,14 +1060,14 @@ def main() -> int:
         ledger = deploy(p, 1)
         parts = {op.name: trace_direct(ledger, op) for op in operations}
     finally:
-        network.disconnect()
+        disconnect()
     # 2. direct and relayed figures, on a node without tracing
     start_anvil(tracing=False)
     try:
         ledger = deploy(p, max(sizes))
         results = [measure(ledger, op, sizes, parts[op.name]) for op in operations]
     finally:
-        network.disconnect()
+        disconnect()
     if args.only or args.out is None:
         log("report not written (--only, or another --project without --out)")
         return 0
