@@ -108,24 +108,33 @@ def _address(value: str, what: str = "address") -> str:
         raise InvalidInput(f"{what} {value!r} is not an Ethereum address") from exc
 
 
-def _grantee(grantee: str | None) -> str:
-    return _address(grantee or ZERO_ADDRESS, "grantee")
+def _address_bytes(value: str, what: str) -> bytes:
+    """The 20 bytes of a hex address, validated as ``to_checksum_address`` does, without its
+    keccak (consent ids are computed per subject and candidate: this is the hot path)."""
+    text = value[2:] if value[:2] in ("0x", "0X") else value
+    try:
+        raw = bytes.fromhex(text) if len(text) == 40 else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 20:
+        raise InvalidInput(f"{what} {value!r} is not an Ethereum address")
+    return raw
 
 
 def holder_scope(holder: str) -> bytes:
     """The scope of a holder-wide consent: the holder's address left-padded to 32 bytes."""
-    return b"\x00" * 12 + bytes.fromhex(_address(holder, "holder")[2:])
+    return b"\x00" * 12 + _address_bytes(holder, "holder")
 
 
 def consent_id(subject: str, scope_kind: ScopeKind, scope: bytes, grantee: str | None = None) -> bytes:
     """``ConsentRegistry.consentId``: keccak256(abi.encode(subject, scopeKind, scope, grantee))."""
     return keccak256(
         b"\x00" * 12
-        + bytes.fromhex(_address(subject, "subject")[2:])
+        + _address_bytes(subject, "subject")
         + int(scope_kind).to_bytes(32, "big")
         + to_bytes32(scope, "scope")
         + b"\x00" * 12
-        + bytes.fromhex(_grantee(grantee)[2:])
+        + _address_bytes(grantee or ZERO_ADDRESS, "grantee")
     )
 
 
@@ -134,8 +143,8 @@ def candidate_ids(subject: str, dataset: bytes, holder: str, grantee: str | None
     (with a grantee other than zero) dataset then holder scope to that grantee."""
     scope = holder_scope(holder)
     ids = [consent_id(subject, ScopeKind.DATASET, dataset), consent_id(subject, ScopeKind.HOLDER, scope)]
-    g = _grantee(grantee)
-    if g != ZERO_ADDRESS:
+    g = grantee or ZERO_ADDRESS
+    if _address_bytes(g, "grantee") != bytes(20):
         ids += [consent_id(subject, ScopeKind.DATASET, dataset, g), consent_id(subject, ScopeKind.HOLDER, scope, g)]
     return ids
 
