@@ -22,7 +22,7 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.core.classification import Tier
 from ledger.core.records import ConsentScope
-from ledger.history.index import ROLE_NAMES, ZERO32, Indexer
+from ledger.history.index import ROLE_NAMES, ZERO32_HEX, Indexer
 from ledger.rules import datause
 from ledger.services.ledger import Ledger
 
@@ -178,7 +178,7 @@ def compare(ledger: Ledger, idx: Indexer, roots: dict[str, bytes]) -> None:
             "metadataDigest": d["metadata_digest"],
             "activityDigest": d["activity_digest"],
             "subjectRoot": d["subject_root"],
-            "successor": d["successor"] or ZERO32,
+            "successor": d["successor"] or ZERO32_HEX,
             "derivedCount": children[d["root"]],
             "parents": json.loads(d["parents"]),
             "embargoOverridden": bool(d["embargo_overridden"]),

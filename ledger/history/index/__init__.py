@@ -8,6 +8,7 @@ modules ``datasets``, ``consents``, ``access`` and ``accounts``, ``sync`` (follo
 reorganisations, locking: ``Indexer``) and ``source`` (the index as an ``EventSource``).
 """
 
+from ledger.core.records import ZERO32_HEX, ZERO_ADDRESS
 from ledger.history.index.rows import JSON, MAX_LIMIT, Page, norm_address, norm_root
 from ledger.history.index.schema import (
     CONSENT_STATES,
@@ -16,8 +17,6 @@ from ledger.history.index.schema import (
     SCHEMA_VERSION,
     STATUS_NAMES,
     TIER_NAMES,
-    ZERO32,
-    ZERO_ADDRESS,
     IndexIdentity,
     IndexStateError,
 )
@@ -34,7 +33,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUS_NAMES",
     "TIER_NAMES",
-    "ZERO32",
+    "ZERO32_HEX",
     "ZERO_ADDRESS",
     "IndexEventSource",
     "IndexIdentity",

@@ -13,10 +13,11 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ledger.core.records import ZERO_ADDRESS
 from ledger.history.events import SEQ_SHIFT, LedgerEvent, checksum
 from ledger.history.index.cache import StateTable
 from ledger.history.index.rows import dumps, sqlint
-from ledger.history.index.schema import ROLE_NAMES, ZERO_ADDRESS
+from ledger.history.index.schema import ROLE_NAMES
 from ledger.rules import access
 
 log = logging.getLogger(__name__)

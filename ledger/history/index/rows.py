@@ -9,15 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ledger.core.errors import InvalidInput
-from ledger.core.records import to_bytes32
+from ledger.core.records import ZERO_ADDRESS, to_bytes32
 from ledger.history.events import checksum
-from ledger.history.index.schema import (
-    CONSENT_STATES,
-    REQUEST_STATUSES,
-    STATUS_NAMES,
-    TIER_NAMES,
-    ZERO_ADDRESS,
-)
+from ledger.history.index.schema import CONSENT_STATES, REQUEST_STATUSES, STATUS_NAMES, TIER_NAMES
 from ledger.rules import datause
 
 JSON = dict[str, Any]

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from eth_utils.crypto import keccak
 
 from ledger.core.errors import LedgerError
+from ledger.core.records import ZERO32_HEX
 
 #: version 2: ``datasets.overridden_embargo`` (the embargo end an auditor's override was made for)
 SCHEMA_VERSION = 2
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-ZERO32 = "0x" + "00" * 32
 
 ROLE_NAMES: dict[str, str] = {
-    ZERO32: "admin",
+    ZERO32_HEX: "admin",
     **{"0x" + keccak(text=f"{n.upper()}_ROLE").hex(): n for n in ("holder", "reviewer", "user", "auditor")},
 }
 TIER_NAMES = ("open", "registered", "controlled", "closed")
