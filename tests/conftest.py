@@ -24,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import types
 import urllib.request
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -190,15 +191,53 @@ def nodes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("nodes")
 
 
+#: the session anvil once started, for the clock check below
+_session_anvil: list[AnvilNode] = []
+
+
 @pytest.fixture(scope="session")
 def anvil_node(nodes_dir: Path) -> Iterator[AnvilNode]:
     """A real anvil (chain id 31337, base fee 0) with a state file, on a free port."""
     node = AnvilNode(nodes_dir / "anvil", free_port(), nodes_dir / "anvil" / "state.json")
     node.start()
+    _session_anvil.append(node)
     try:
         yield node
     finally:
+        _session_anvil.clear()
         node.stop()
+
+
+#: anvil stamps blocks with the wall clock (several blocks may share a second), so a session chain
+#: ahead of it by more than this was moved by a test
+_CLOCK_SLACK = 60
+_clock_moved_reported: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _session_clock_unmoved(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test (at teardown) that moved the session anvil's clock: tests that move chain time
+    run on ``isolated_chain`` (in tests/ledger: mark the module ``moves_chain_time``)."""
+    yield
+    if not _session_anvil or _clock_moved_reported:
+        return
+    latest = _block_time(_session_anvil[0].url)
+    if latest is not None and latest > time.time() + _CLOCK_SLACK:
+        _clock_moved_reported.append(request.node.nodeid)  # once: the clock stays moved
+        pytest.fail(
+            f"the session anvil's clock is {latest - time.time():.0f} s ahead of the wall clock: this test (or a"
+            " fixture it set up) moved chain time on the shared chain; use isolated_chain / moves_chain_time"
+        )
+
+
+def _block_time(url: str) -> int | None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]})
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(json.loads(response.read())["result"]["timestamp"], 16)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a stopped node is some other test's business
 
 
 @pytest.fixture(scope="session")
