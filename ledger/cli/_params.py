@@ -12,6 +12,7 @@ from eth_utils.address import is_address, is_checksum_address, to_checksum_addre
 from pydantic_core import PydanticCustomError
 
 from ledger.chain.keystore import KeyNotFound
+from ledger.cli._state import state
 from ledger.core.errors import InvalidInput
 
 #: choices
@@ -49,8 +50,6 @@ def address_arg(value: str) -> str:
             return parse_address(text if text.startswith(("0x", "0X")) else "0x" + text)
         except InvalidInput as exc:
             raise _bad(exc.message) from exc
-    from ledger.cli._state import state
-
     try:
         return state().keystore().resolve(text).address
     except KeyNotFound as exc:
@@ -138,8 +137,6 @@ def days_from_now(days: float) -> int:
     """A unix time ``days`` from now, by the chain's clock (what the contracts compare with)."""
     if days <= 0:
         raise InvalidInput(f"the number of days must be positive, got {days:g}")
-    from ledger.cli._state import state
-
     return int(state().now() + days * 86400)
 
 

@@ -34,6 +34,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ledger.chain.keystore import Keystore, keystore_dir, read_password_file
+from ledger.client.problems import problem_of
 from ledger.core.config import Settings, load_settings
 from ledger.core.errors import ConfigurationError, InvalidInput, LedgerError
 
@@ -125,6 +126,7 @@ class State:
 
     def ipfs(self) -> IpfsStore:
         if self._ipfs is None:
+            # slow imports (the IPFS client, web3, the contracts) are loaded on first use, not for --help
             from ledger.storage.ipfs import IpfsStore
 
             self._ipfs = IpfsStore.from_settings(self.settings())
@@ -135,6 +137,7 @@ class State:
         """The library over the configured chain and IPFS node; writes are relayed by the
         configured relayer key (the CLI is its own relayer)."""
         if self._ledger is None:
+            # slow imports, see ipfs()
             from ledger.chain.client import ChainClient
             from ledger.services.ledger import Ledger
 
@@ -147,6 +150,7 @@ class State:
         """The local event index (``<data_dir>/index-<chain id>.sqlite3``), brought up to the
         chain's confirmed head first. It can always be rebuilt from the chain."""
         if self._indexer is None:
+            # slow imports, see ipfs()
             from ledger.history.indexer import Indexer
 
             self._indexer = Indexer(self.settings(), self.ledger().client)
@@ -161,6 +165,7 @@ class State:
                 raise typer.BadParameter(
                     "this command talks to the service: give --service URL", param_hint="--service"
                 )
+            # slow imports (httpx, the relay's operation table), see ipfs()
             from ledger.client.http import ServiceClient
 
             self._service = ServiceClient(self.service_url, wait_timeout=self.timeout)
@@ -168,25 +173,25 @@ class State:
         return self._service
 
     def backend(self) -> Backend:
-        from ledger.cli._backend import LocalBackend, ServiceBackend
-
+        """The service backend with --service, else the direct one."""
+        # the backends load the services layer (web3, the contracts): kept off --help and key commands
         if self.service_url:
+            from ledger.cli._remote import ServiceBackend
+
             return ServiceBackend(self)
+        from ledger.cli._local import LocalBackend
+
         return LocalBackend(self)
 
     def now(self) -> int:
-        """The chain's time: the latest block's timestamp, or this machine's clock when it is
-        ahead or the chain cannot be asked (with --service the chain may not be reachable)."""
+        """The chain's time: the latest block's timestamp (as the service reports it with
+        --service), or this machine's clock when it is ahead or the chain's time is not known (with
+        --service the CLI opens no chain connection of its own)."""
         wall = int(time.time())
         if self.service_url is None:
             return max(self.ledger().now(), wall - 60)
-        try:
-            from web3 import HTTPProvider, Web3
-
-            w3 = Web3(HTTPProvider(self.settings().rpc_url, request_kwargs={"timeout": 3}))
-            return max(int(w3.eth.get_block("latest")["timestamp"]), wall - 60)
-        except Exception:  # the service's chain is not reachable from here: this machine's clock
-            return wall
+        reported = self.service().chain_time()
+        return wall if reported is None else max(reported, wall - 60)
 
     def close(self) -> None:
         for closer in reversed(self._closers):
@@ -327,8 +332,6 @@ def report_error(exc: BaseException, code: int) -> None:
         body: dict[str, Any] = {"error": {"type": kind, "message": message}, "exit_code": code}
         if hint:
             body["error"]["hint"] = hint
-        from ledger.client.http import problem_of
-
         problem = problem_of(exc)
         if problem is not None:
             body["error"]["problem"] = problem

@@ -113,12 +113,8 @@ def override_embargo(
 
 @access_app.command("show")
 def show(request_id: int = typer.Argument(..., min=1, help="The request id.")) -> None:
-    """An access request and its decision (read from the chain)."""
-    ledger = state().ledger()
-    rec = ledger.get_request(request_id)
-    body = rec.to_json()
-    body["purpose_terms"] = datause.describe(rec.purpose)
-    body["approval_in_force"] = bool(ledger.client.call(ledger.access.functions.isApprovalInForce(request_id)))
+    """An access request and its decision (read from the chain, or from the service)."""
+    body = state().backend().access_request(request_id)
 
     def render(out: Console, data: Any) -> None:
         out.print(kv_table(data, title=f"access request {request_id}"))

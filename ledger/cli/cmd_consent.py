@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ledger.cli._params import Category, address_arg, days_from_now, root_arg, split_terms
-from ledger.cli._state import EXIT_VERIFICATION_FAILED, done, emit, rows_table, state
+from ledger.cli._state import EXIT_VERIFICATION_FAILED, done, emit, print_json, rows_table, state
 from ledger.core.errors import InvalidInput
 from ledger.core.records import ConsentScope
 
@@ -215,7 +215,5 @@ def fhir(
     grantee: str | None = typer.Option(None, "--grantee", parser=address_arg, metavar="ADDRESS", help=GRANTEE_HELP),
 ) -> None:
     """A consent as an HL7 FHIR R5 Consent resource (JSON)."""
-    from ledger.cli._state import print_json
-
     resource = state().backend().consent_fhir(subject, _scope(holder, dataset), grantee)
     print_json(resource)

@@ -66,6 +66,7 @@ def compute(
     """Which of the subjects have consent in force for the purpose, as the consent registry
     answers at one block."""
     _no_service()
+    # the services layer (web3, the contracts) is loaded here, not for --help
     from ledger.services.coverage import compute_coverage
 
     result = compute_coverage(
@@ -104,6 +105,7 @@ def filter_(
     """Register the covered subset as a dataset derived from the cohort, with activity "consent
     filter for the purpose at block N" and the subset's subject root (signed by the holder, --key)."""
     _no_service()
+    # the services layer (web3, the contracts) is loaded here, not for --help
     from ledger.services.coverage import compute_coverage, register_consent_filter
 
     st = state()
@@ -162,6 +164,7 @@ def recheck(
     """Recompute a registered consent filter from the chain's consent history at its block and
     compare with its subject root. Exit code 1 if it does not match."""
     _no_service()
+    # the services layer (web3, the contracts) is loaded here, not for --help
     from ledger.services.coverage import LogEventSource, recheck_filter
 
     ledger = state().ledger()

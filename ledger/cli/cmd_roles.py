@@ -43,9 +43,8 @@ def revoke(
 def show(
     account: str = typer.Argument(..., parser=address_arg, metavar="ADDRESS", help="Address or keystore alias."),
 ) -> None:
-    """The roles an account holds (read from the chain)."""
-    ledger = state().ledger()
-    body = {"account": account, "roles": ledger.roles_of(account), "suspended": ledger.is_user_suspended(account)}
+    """The roles an account holds (read from the chain, or from the service)."""
+    body = state().backend().account(account)
 
     def render(out: Console, data: Any) -> None:
         roles = ", ".join(data["roles"]) or "none"

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from ledger.cli._state import EXIT_CANNOT_RUN, done, emit, kv_table, state
 from ledger.core.errors import ConfigurationError
+from ledger.devstack.nodes import LocalStack
 
 nodes_app = typer.Typer(
     help="Local development nodes (anvil and js-ipfs) as the settings describe them; they keep running "
@@ -39,8 +40,6 @@ def _render_nodes(out: Console, data: Any) -> None:
 @nodes_app.command("start")
 def nodes_start() -> None:
     """Start anvil and js-ipfs under the data directory (reused if already running)."""
-    from ledger.devstack.nodes import LocalStack
-
     stack = LocalStack(state().settings(), detach=True).start()
     emit(stack.status(), _render_nodes)
 
@@ -48,8 +47,6 @@ def nodes_start() -> None:
 @nodes_app.command("stop")
 def nodes_stop() -> None:
     """Stop the local nodes started with `medledger nodes start`."""
-    from ledger.devstack.nodes import LocalStack
-
     stack = LocalStack(state().settings(), detach=True)
     stopped = {"anvil": stack.anvil.stop(), "ipfs": stack.ipfs.stop()}
 
@@ -63,8 +60,6 @@ def nodes_stop() -> None:
 @nodes_app.command("status")
 def nodes_status() -> None:
     """Whether the local nodes answer, and their process ids."""
-    from ledger.devstack.nodes import LocalStack
-
     emit(LocalStack(state().settings(), detach=True).status(), _render_nodes)
 
 
@@ -75,8 +70,8 @@ def up(
 ) -> None:
     """Everything needed to start working: the local nodes (when the settings manage them) and the
     contracts (deployed unless the deployment record matches the chain)."""
+    # web3 and the contracts' artifacts: loaded here, not for --help
     from ledger.chain.deployment import ensure_deployed
-    from ledger.devstack.nodes import LocalStack
 
     settings = state().settings()
     nodes: dict[str, Any] = {}
@@ -102,6 +97,7 @@ def deploy(
 ) -> None:
     """Deploy the contracts if the deployment record does not match the chain (idempotent). On a
     chain other than a local anvil this needs --yes."""
+    # web3 and the contracts' artifacts: loaded here, not for --help
     from ledger.chain.deployment import ensure_deployed
 
     settings = state().settings()

@@ -23,6 +23,9 @@ from ledger.cli._state import (
     state,
 )
 from ledger.content.files import hash_file, hash_folder
+from ledger.core.errors import InvalidInput
+from ledger.core.records import to_bytes32
+from ledger.rules.verification import Reason
 
 verify_app = typer.Typer(
     help="Verify datasets, files and lineages against the chain and IPFS. Exit code 1 when the data does not verify."
@@ -52,6 +55,7 @@ def _render_dataset(out: Console, data: dict[str, Any]) -> None:
 
 
 def _verify_local_dataset(root: str, files: Path) -> dict[str, Any]:
+    # the services layer (web3, the contracts) is loaded here, not for --help
     from ledger.services.verification import verify_dataset
 
     ledger = state().ledger()
@@ -121,8 +125,7 @@ def _lineage_report(root: str, files: Path | None) -> dict[str, Any]:
     if files is None and st.service_url:
         with count_progress(f"verifying the lineage of {root[:10]}… at the service"):
             return st.backend().verify_lineage(root)
-    from ledger.core.records import to_bytes32
-    from ledger.rules.verification import Reason
+    # the services layer (web3, the contracts) is loaded here, not for --help
     from ledger.services.verification import verify_dataset, verify_lineage
 
     ledger = st.ledger()
@@ -193,8 +196,6 @@ def _write_document(document: Any, output: Path | None, what: str) -> None:
     try:
         output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as exc:
-        from ledger.core.errors import InvalidInput
-
         raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from exc
     emit(
         {"written": str(output), "format": what},

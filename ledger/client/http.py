@@ -29,6 +29,7 @@ from ledger.client.problems import (
     status_of,
 )
 from ledger.core.errors import LedgerError, NodeUnavailable
+from ledger.relay.calls import FORWARD, OPERATIONS, REGISTRATION
 
 __all__ = [
     "PROBLEM_BASE",
@@ -41,24 +42,10 @@ __all__ = [
     "status_of",
 ]
 
-#: where each relayable operation is submitted (``{contentRoot}`` is filled from the arguments)
-WRITE_PATHS: dict[str, str] = {
-    "grantRole": "/roles",
-    "revokeRole": "/roles",
-    "requestAccess": "/access-requests",
-    "approveAccess": "/access-requests/decisions",
-    "denyAccess": "/access-requests/decisions",
-    "revokeAccess": "/access-requests/decisions",
-    "overrideEmbargo": "/access-requests/decisions",
-    "recordUse": "/uses",
-    "suspendDataset": "/suspensions",
-    "reinstateDataset": "/suspensions",
-    "suspendUser": "/suspensions",
-    "reinstateUser": "/suspensions",
-    "setSharing": "/datasets/{contentRoot}/status",
-    "deprecateDataset": "/datasets/{contentRoot}/status",
-    "retractDataset": "/datasets/{contentRoot}/status",
-}
+#: where each relayable operation is submitted: its route, as the relay's operation table states it
+#: (``{contentRoot}`` is filled from the arguments); a registration goes through
+#: :meth:`ServiceClient.register_dataset`, with its metadata
+WRITE_PATHS: dict[str, str] = {name: op.route for name, op in OPERATIONS.items() if op.route != REGISTRATION}
 
 
 class HttpResponse(Protocol):
@@ -288,9 +275,8 @@ class ServiceClient:
 
     def submit(self, operation: str, signed_request: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
         """Post a signed forward request to the resource that accepts ``operation``; the ticket."""
-        path = WRITE_PATHS.get(operation, "/relay/forward")
-        if "{contentRoot}" in path:
-            path = path.format(contentRoot=args["contentRoot"])
+        op = OPERATIONS.get(operation)
+        path = op.path(args) if op is not None and operation in WRITE_PATHS else FORWARD
         out: dict[str, Any] = self.post(path, json={"request": dict(signed_request)})
         return out
 

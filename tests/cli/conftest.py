@@ -9,13 +9,18 @@ here shares a transaction nonce with the other test suites' relayers on the same
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
-from .helpers import CLI_RELAYER_INDEX, PARTIES, PASSWORD, Cli, anvil_key
+from ledger.devstack.nodes import free_port
+
+from .helpers import CLI_RELAYER_INDEX, PARTIES, PASSWORD, SERVICE_RELAYER_INDEX, Cli, anvil_key, console_script
 
 if TYPE_CHECKING:
     from ledger.devstack.nodes import AnvilNode, IpfsNode
@@ -77,3 +82,46 @@ def roles_granted(cli: Cli, parties: dict[str, str]) -> None:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def service(
+    cli: Cli, parties: dict[str, str], roles_granted: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`medledger serve` as a subprocess on the session's deployment, with a relayer key of its own
+    (one per session: its relayer must not share nonces with another); its URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("service") / "serve.log"
+    env = cli.subprocess_env(
+        {"MEDLEDGER_RELAYER_KEY": anvil_key(SERVICE_RELAYER_INDEX), "MEDLEDGER_BATCH_DELAY": "0.05"}
+    )
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [console_script(), "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"medledger serve exited {process.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"medledger serve did not become ready:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

@@ -1,62 +1,15 @@
 """The same steps with --service: `medledger serve` runs as a subprocess (the app's real lifespan:
-relay queue worker and indexer) on the session's deployment, with a relayer key of its own. The CLI
-asks it for typed data, signs locally, submits and waits for the relayed outcome."""
+relay queue worker and indexer; the ``service`` fixture) on the session's deployment, with a relayer
+key of its own. The CLI asks it for typed data, signs locally, submits and waits for the relayed
+outcome."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
-from .helpers import SERVICE_RELAYER_INDEX, Cli, anvil_key, console_script, write_cohort
-
-
-@pytest.fixture(scope="module")
-def service(
-    cli: Cli, parties: dict[str, str], roles_granted: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    from ledger.devstack.nodes import free_port
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("service") / "serve.log"
-    env = cli.subprocess_env(
-        {"MEDLEDGER_RELAYER_KEY": anvil_key(SERVICE_RELAYER_INDEX), "MEDLEDGER_BATCH_DELAY": "0.05"}
-    )
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [console_script(), "serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"medledger serve exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"medledger serve did not become ready:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+from .helpers import Cli, write_cohort
 
 
 def _mined(body: dict[str, Any]) -> dict[str, Any]:
