@@ -386,7 +386,8 @@ class Scenario(Steps):
                 "resultDigest": sha256_json({"draft": "manuscript v2"}),
             },
         }
-        r = self.service.http.post("/relay/prepare", json=body)
+        # the raw answer: the refusal's status and content type are what this step shows
+        r = self.service.http.request("POST", "/relay/prepare", json=body)
         problem = r.json()
         if r.status_code != 403:
             raise DemoError(f"expected the use to be refused with 403, got {r.status_code}: {r.text[:300]}")

@@ -63,6 +63,9 @@ class HttpResponse(Protocol):
     @property
     def reason_phrase(self) -> str: ...
 
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
     def json(self, **kwargs: Any) -> Any: ...
 
 
