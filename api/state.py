@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 
+from ledger.chain.client import AsyncRawCaller
 from ledger.core.config import Settings
+from ledger.core.errors import NodeUnavailable
+from ledger.history.indexer import Indexer
 from ledger.relay.queue import RelayQueue
 from ledger.services.ledger import Ledger
+from ledger.storage.ipfs import IpfsStore
 
 
 @dataclass
@@ -18,29 +22,23 @@ class AppState:
     settings: Settings
     ledger: Ledger
     queue: RelayQueue
-    ipfs: Any
-    indexer: Any = None
+    ipfs: IpfsStore
+    indexer: Indexer | None = None
     started: float = field(default_factory=time.time)
-    _readers: dict[int, Any] = field(default_factory=dict)
+    _readers: dict[int, AsyncRawCaller] = field(default_factory=dict)
 
-    def require_indexer(self) -> Any:
+    def require_indexer(self) -> Indexer:
         """The event indexer; history reads need it running."""
         if self.indexer is None:
-            from ledger.core.errors import NodeUnavailable
-
             raise NodeUnavailable("the event indexer is not running", hint="start the service with its indexer")
         return self.indexer
 
-    def async_reader(self) -> Any:
+    def async_reader(self) -> AsyncRawCaller:
         """The pooled async eth_call client of the running event loop (an HTTP connection pool
         belongs to one loop; tests run several apps over one state)."""
-        import asyncio
-
         key = id(asyncio.get_running_loop())
         reader = self._readers.get(key)
         if reader is None:
-            from ledger.chain.client import AsyncRawCaller
-
             reader = AsyncRawCaller(self.settings.rpc_url, self.ledger.client.decoder)
             self._readers[key] = reader
         return reader

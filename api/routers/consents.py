@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from eth_utils.address import is_address
 from fastapi import APIRouter, Depends, Path, Query
 
 from api.problems import COMMON, responses
-from api.schemas import ConsentPrepareIn, ConsentSigned, CoverageIn, RecheckIn, Ticket
+from api.schemas import (
+    ConsentCheck,
+    ConsentHistoryEntry,
+    ConsentPrepared,
+    ConsentPrepareIn,
+    ConsentSigned,
+    CoverageIn,
+    CoverageOut,
+    FhirConsent,
+    RecheckIn,
+    RecheckOut,
+    SubjectConsent,
+    Ticket,
+)
 from api.state import AppState, get_state
 from ledger.core.errors import InvalidInput
 from ledger.core.records import ConsentScope
-from ledger.relay.relayer import DEFAULT_DEADLINE_SECONDS, SignedConsent, random_consent_nonce
+from ledger.history.indexer import IndexEventSource
+from ledger.relay.relayer import SignedConsent
 from ledger.rules import datause
 from ledger.services.audit import consent_fhir
-from ledger.services.consents import decode_in_force, in_force_answer
+from ledger.services.consents import decode_in_force, in_force_answer, prepared_consent
+from ledger.services.coverage import compute_coverage
+from ledger.services.recheck import recheck_filter
 
 router = APIRouter(prefix="/consents", tags=["consents"], responses=COMMON)
 
@@ -34,9 +49,11 @@ def _scope(body: ConsentPrepareIn) -> ConsentScope | None:
 
 
 @router.post(
-    "/prepare", summary="The consent typed message for the subject (or delegate) to sign", responses=responses(422)
+    "/prepare",
+    response_model=ConsentPrepared,
+    summary="The consent typed message for the subject (or delegate) to sign",
 )
-def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> dict[str, Any]:
+def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> ConsentPrepared:
     purposes = datause.grant_mask(body.purposes) if body.purposes is not None else None
     msg = state.ledger.consent_message(
         body.kind,
@@ -48,11 +65,8 @@ def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> dic
         expiry=body.expiry,
         delegate=body.delegate,
     )
-    msg["nonce"] = body.nonce if body.nonce is not None else random_consent_nonce()
-    default_deadline = state.ledger.relayer.now() + DEFAULT_DEADLINE_SECONDS
-    msg["deadline"] = body.deadline if body.deadline is not None else default_deadline
-    typed = state.ledger.relayer.consent_typed(body.kind, msg)
-    return {"kind": body.kind, "typed_data": typed, "message": typed["message"]}
+    prepared = prepared_consent(state.ledger.relayer, body.kind, msg, nonce=body.nonce, deadline=body.deadline)
+    return ConsentPrepared(**prepared)
 
 
 @router.post(
@@ -69,6 +83,7 @@ def submit(body: ConsentSigned, state: AppState = Depends(get_state)) -> Ticket:
 
 @router.get(
     "/check",
+    response_model=ConsentCheck,
     summary="Is a subject's consent in force for a dataset, purpose and grantee now?",
     responses=responses(404),
 )
@@ -80,46 +95,40 @@ async def check(
     disease: str | None = Query(None, max_length=20),
     grantee: str | None = Query(None, pattern=r"^0x[0-9a-fA-F]{40}$"),
     state: AppState = Depends(get_state),
-) -> dict[str, Any]:
+) -> ConsentCheck:
     # async and a raw eth_call: the hot read path of a data platform, kept off the thread pool
     purpose = datause.Purpose.of(category, attributes, disease)
     to, data = state.ledger.consent_check_call(subject, dataset, purpose, grantee)
     out = await state.async_reader().call(to, data)
-    return in_force_answer(subject, dataset, purpose, grantee, decode_in_force(out))
+    return ConsentCheck(**in_force_answer(subject, dataset, purpose, grantee, decode_in_force(out)))
 
 
 @router.post(
     "/coverage",
+    response_model=CoverageOut,
     summary="Which of a holder's subjects consent to a purpose at a block (for a filter)",
     responses=responses(404),
 )
-def coverage(body: CoverageIn, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    from ledger.services.coverage import compute_coverage
-
+def coverage(body: CoverageIn, state: AppState = Depends(get_state)) -> CoverageOut:
     purpose = datause.Purpose.of(body.category, body.attributes, body.disease)
-    from eth_utils.address import is_address
-
     bad = [s for s in body.subjects if not is_address(s)]
     if bad:
         raise InvalidInput(f"{len(bad)} subjects are not addresses, e.g. {bad[0]!r}")
     result = compute_coverage(
         state.ledger, body.dataset, body.subjects, purpose, block=body.block, grantee=body.grantee
     )
-    out: dict[str, Any] = result.to_json()
-    return out
+    return CoverageOut(**result.to_json())
 
 
 @router.post(
     "/filters/{root}/recheck",
+    response_model=RecheckOut,
     summary="Recheck a consent-filtered dataset against the consent history",
     responses=responses(404),
 )
 def recheck(
     body: RecheckIn, root: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)
-) -> dict[str, Any]:
-    from ledger.history.indexer import IndexEventSource
-    from ledger.services.coverage import recheck_filter
-
+) -> RecheckOut:
     result = recheck_filter(
         state.ledger,
         IndexEventSource(state.require_indexer()),
@@ -128,20 +137,37 @@ def recheck(
         filter_subjects=body.filter_subjects,
         grantee=body.grantee,
     )
-    out: dict[str, Any] = result.to_json()
-    return out
+    return RecheckOut(**result.to_json())
 
 
-@router.get("", summary="A subject's consents with their history (from the indexer)")
-def of_subject(subject: str = Query(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> Any:
-    return state.require_indexer().subject_consents(subject)
+@router.get(
+    "",
+    response_model=list[SubjectConsent],
+    summary="A subject's consents with their history (from the indexer)",
+)
+def of_subject(
+    subject: str = Query(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)
+) -> list[SubjectConsent]:
+    return [SubjectConsent(**c) for c in state.require_indexer().subject_consents(subject)]
 
 
-@router.get("/{consent_id}/history", summary="Every change of one consent", responses=responses(404))
-def history(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
-    return state.require_indexer().consent_history(consent_id)
+@router.get(
+    "/{consent_id}/history",
+    response_model=list[ConsentHistoryEntry],
+    summary="Every change of one consent",
+    responses=responses(404),
+)
+def history(
+    consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)
+) -> list[ConsentHistoryEntry]:
+    return [ConsentHistoryEntry(**h) for h in state.require_indexer().consent_history(consent_id)]
 
 
-@router.get("/{consent_id}/fhir", summary="The consent as an HL7 FHIR R5 Consent resource", responses=responses(404))
-def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> Any:
-    return consent_fhir(state.ledger, state.require_indexer(), consent_id)
+@router.get(
+    "/{consent_id}/fhir",
+    response_model=FhirConsent,
+    summary="The consent as an HL7 FHIR R5 Consent resource",
+    responses=responses(404),
+)
+def fhir(consent_id: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), state: AppState = Depends(get_state)) -> FhirConsent:
+    return FhirConsent(**consent_fhir(state.ledger, state.require_indexer(), consent_id))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Path
 
 from api.problems import COMMON, responses
-from api.schemas import DatasetPrepared, DatasetPrepareIn, DatasetRegistered, DatasetRegisterIn, SignedWrite, Ticket
+from api.schemas import (
+    DatasetOut,
+    DatasetPrepared,
+    DatasetPrepareIn,
+    DatasetRegistered,
+    DatasetRegisterIn,
+    SignedWrite,
+    StatsOut,
+    Ticket,
+    VersionsOut,
+)
 from api.state import AppState, get_state
 from ledger.core.records import hex32
 from ledger.relay.calls import DATASET_STATUS
@@ -38,7 +46,12 @@ def _call(body: DatasetPrepareIn) -> RegistrationCall:
 )
 def prepare(body: DatasetPrepareIn, state: AppState = Depends(get_state)) -> DatasetPrepared:
     prepared = prepare_registration(state.queue, _call(body), deadline=body.deadline)
-    return DatasetPrepared(**prepared.__dict__)
+    return DatasetPrepared(
+        content_root=prepared.content_root,
+        metadata_cid=prepared.metadata_cid,
+        typed_data=dict(prepared.typed_data),
+        request=prepared.request,
+    )
 
 
 @router.post(
@@ -57,23 +70,34 @@ def register(body: DatasetRegisterIn, state: AppState = Depends(get_state)) -> D
     )
 
 
-@router.get("/{root}", responses=responses(404), summary="A dataset's chain record and metadata document")
-def get_dataset(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    return dataset_with_metadata(state.ledger, root)
+@router.get(
+    "/{root}",
+    response_model=DatasetOut,
+    responses=responses(404),
+    summary="A dataset's chain record and metadata document",
+)
+def get_dataset(root: str = ROOT, state: AppState = Depends(get_state)) -> DatasetOut:
+    return DatasetOut(**dataset_with_metadata(state.ledger, root))
 
 
 @router.get(
     "/{root}/versions",
+    response_model=VersionsOut,
     responses=responses(404),
     summary="The version chain: successors (deprecate) and the versions it superseded",
 )
-def versions(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, Any]:
-    return dataset_versions(state.ledger, state.indexer, root)
+def versions(root: str = ROOT, state: AppState = Depends(get_state)) -> VersionsOut:
+    return VersionsOut(**dataset_versions(state.ledger, state.indexer, root))
 
 
-@router.get("/{root}/stats", responses=responses(404), summary="Uses, distinct users and derived datasets")
-def stats(root: str = ROOT, state: AppState = Depends(get_state)) -> dict[str, int]:
-    return state.ledger.usage_stats(root)
+@router.get(
+    "/{root}/stats",
+    response_model=StatsOut,
+    responses=responses(404),
+    summary="Uses, distinct users and derived datasets",
+)
+def stats(root: str = ROOT, state: AppState = Depends(get_state)) -> StatsOut:
+    return StatsOut(**state.ledger.usage_stats(root))
 
 
 @router.post(

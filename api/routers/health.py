@@ -8,17 +8,23 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from api.schemas import Health, Readiness
 from api.state import AppState, get_state
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="The process is up")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/health", response_model=Health, summary="The process is up")
+def health() -> Health:
+    return Health(status="ok")
 
 
-@router.get("/ready", summary="Chain, IPFS node and indexer reachable; 503 otherwise")
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is down: which one, and why"}},
+    summary="Chain, IPFS node and indexer reachable; 503 otherwise",
+)
 def ready(state: AppState = Depends(get_state)) -> JSONResponse:
     out: dict[str, Any] = {"uptime_s": round(time.time() - state.started, 1)}
     ok = True

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Path
 
 from api.problems import COMMON, responses
+from api.schemas import AccessRequestOut, AccountOut
 from api.state import AppState, get_state
+from ledger.services.audit import access_request_view, account_view
 
 router = APIRouter(responses=COMMON)
 
@@ -15,21 +15,19 @@ router = APIRouter(responses=COMMON)
 @router.get(
     "/access-requests/{request_id}",
     tags=["access"],
+    response_model=AccessRequestOut,
     responses=responses(404),
     summary="An access request and its decision",
 )
-def access_request(request_id: int = Path(ge=1, lt=2**64), state: AppState = Depends(get_state)) -> dict[str, Any]:
-    body: dict[str, Any] = state.ledger.get_request(request_id).to_json()
-    body["approval_in_force"] = body["status"] == "approved" and body["expiry"] > state.ledger.now()
-    return body
+def access_request(request_id: int = Path(ge=1, lt=2**64), state: AppState = Depends(get_state)) -> AccessRequestOut:
+    return AccessRequestOut(**access_request_view(state.ledger, request_id))
 
 
-@router.get("/accounts/{address}", tags=["roles"], summary="An account's roles and whether it is suspended")
-def account(
-    address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)
-) -> dict[str, Any]:
-    return {
-        "address": address,
-        "roles": state.ledger.roles_of(address),
-        "suspended": state.ledger.is_user_suspended(address),
-    }
+@router.get(
+    "/accounts/{address}",
+    tags=["roles"],
+    response_model=AccountOut,
+    summary="An account's roles and whether it is suspended",
+)
+def account(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> AccountOut:
+    return AccountOut(**account_view(state.ledger, address))

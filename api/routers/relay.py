@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 
 from api.problems import COMMON, responses
-from api.schemas import NonceOut, Prepared, PrepareIn, SignedWrite, Ticket
+from api.schemas import NonceOut, OperationOut, Prepared, PrepareIn, SignedWrite, Ticket
 from api.state import AppState, get_state
 from ledger.relay.calls import FORWARD, OPERATIONS, encode_arguments
 
@@ -14,16 +14,16 @@ from ._writes import queue_forward
 router = APIRouter(prefix="/relay", tags=["relay"], responses=COMMON)
 
 
-@router.get("/operations", summary="Operations that can be relayed, and who signs them")
-def operations() -> dict[str, dict[str, str]]:
+@router.get(
+    "/operations",
+    response_model=dict[str, OperationOut],
+    summary="Operations that can be relayed, who signs them and the route that accepts them",
+)
+def operations() -> dict[str, OperationOut]:
     return {
-        name: {
-            "contract": op.contract,
-            "function": op.function,
-            "resource": op.resource,
-            "signed_by": op.party,
-            "route": op.route,
-        }
+        name: OperationOut(
+            contract=op.contract, function=op.function, resource=op.resource, signed_by=op.party, route=op.route
+        )
         for name, op in OPERATIONS.items()
     }
 
@@ -44,7 +44,11 @@ def prepare(body: PrepareIn, state: AppState = Depends(get_state)) -> Prepared:
     return Prepared(operation=op.name, typed_data=typed, request=unsigned)
 
 
-@router.get("/nonce/{address}", response_model=NonceOut, summary="The forward-request nonce to sign next")
+@router.get(
+    "/nonce/{address}",
+    response_model=NonceOut,
+    summary="The forward-request nonce to sign next",
+)
 def nonce(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"), state: AppState = Depends(get_state)) -> NonceOut:
     return NonceOut(
         address=address,

@@ -1,4 +1,4 @@
-"""Request and response models of the service."""
+"""Request models of the service, and the write answers (tickets, typed data to sign)."""
 
 from __future__ import annotations
 
@@ -156,7 +156,3 @@ class RecheckIn(Model):
     subjects: list[str] = Field(min_length=1, max_length=100_000, description="the parent's full subject list")
     filter_subjects: list[str] | None = Field(None, max_length=100_000)
     grantee: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
-
-
-class AnyJson(BaseModel):
-    model_config = ConfigDict(extra="allow")

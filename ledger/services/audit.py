@@ -117,3 +117,15 @@ def dataset_versions(
         "predecessors": previous,
         "latest": forward[-1] if forward else hex32(rec.content_root),
     }
+
+
+def access_request_view(ledger: Ledger, request_id: int) -> dict[str, Any]:
+    """An access request and its decision, with whether its approval is in force now."""
+    body: dict[str, Any] = ledger.get_request(request_id).to_json()
+    body["approval_in_force"] = body["status"] == "approved" and body["expiry"] > ledger.now()
+    return body
+
+
+def account_view(ledger: Ledger, address: str) -> dict[str, Any]:
+    """An account's roles and whether it is suspended."""
+    return {"address": address, "roles": ledger.roles_of(address), "suspended": ledger.is_user_suspended(address)}

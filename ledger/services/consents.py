@@ -11,6 +11,7 @@ from eth_utils.crypto import keccak
 
 from ledger.core.errors import InvalidInput
 from ledger.core.records import ZERO_ADDRESS, ConsentScope, to_bytes32
+from ledger.relay.relayer import DEFAULT_DEADLINE_SECONDS, Relayer, random_consent_nonce
 from ledger.rules import datause
 
 #: message kinds of the consent registry
@@ -100,3 +101,15 @@ def in_force_answer(
         "grantee": grantee,
         "in_force": in_force,
     }
+
+
+def prepared_consent(
+    relayer: Relayer, kind: str, message: dict[str, Any], *, nonce: int | None = None, deadline: int | None = None
+) -> dict[str, Any]:
+    """The typed data a subject (or delegate) signs for ``message``: a fresh random nonce and a
+    deadline an hour ahead unless given. ``{"kind", "typed_data", "message"}``."""
+    full = dict(message)
+    full["nonce"] = nonce if nonce is not None else random_consent_nonce()
+    full["deadline"] = deadline if deadline is not None else relayer.now() + DEFAULT_DEADLINE_SECONDS
+    typed = relayer.consent_typed(kind, full)
+    return {"kind": kind, "typed_data": typed, "message": typed["message"]}
