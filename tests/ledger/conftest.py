@@ -60,7 +60,7 @@ def chain_snapshot(ledger: Ledger, request: pytest.FixtureRequest) -> Iterator[L
     reverted afterwards; the Ledger's nonce manager and cached chain time are reset after the revert.
     Only for modules marked ``moves_chain_time``: the session chain is never reverted."""
     if request.node.get_closest_marker("moves_chain_time") is None:
-        raise pytest.UsageError("chain_snapshot needs a module marked pytest.mark.moves_chain_time")
+        pytest.fail("chain_snapshot needs a module marked pytest.mark.moves_chain_time")
     chain: PrivateChain = request.getfixturevalue("isolated_chain")
     with chain.snapshot(ledger.client.nonces.reset, ledger.relayer.forget_now):
         yield ledger
