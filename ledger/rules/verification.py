@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.content.files import FileEntry
 from ledger.content.metadata import DatasetMetadata
-from ledger.core.classification import Classification, DatasetStatus
+from ledger.core.classification import Classification, DatasetStatus, Tier
 from ledger.core.errors import InvalidInput
 from ledger.core.records import ZERO32, DatasetRecord, hex32
 
@@ -181,10 +181,35 @@ def check_metadata(result: DatasetVerification, data: bytes) -> None:
             )
         )
     if md.tier != rec.tier:
+        # provisional: the holder may have changed the tier since (setSharing); settle_tier decides
         result.failures.append(
             Finding(
                 Reason.TIER_MISMATCH,
                 f"metadata sharing tier {md.tier.name.lower()}, chain records {rec.tier.name.lower()}",
+            )
+        )
+
+
+def tier_unsettled(result: DatasetVerification) -> bool:
+    """Whether the metadata's tier differs from the record's, so the registration tier is needed."""
+    return any(f.reason is Reason.TIER_MISMATCH for f in result.failures)
+
+
+def settle_tier(result: DatasetVerification, registered_tier: Tier | None) -> None:
+    """The metadata states the tier the dataset was registered under; the record holds the current
+    one, which the holder may change later. A tier that differs now is a mismatch only if it
+    differed at registration (``registered_tier``, from the DatasetRegistered event; None: unknown,
+    the mismatch stands)."""
+    md = result.metadata
+    if md is None or registered_tier is None or not tier_unsettled(result):
+        return
+    result.failures = [f for f in result.failures if f.reason is not Reason.TIER_MISMATCH]
+    if md.tier != registered_tier:
+        result.failures.append(
+            Finding(
+                Reason.TIER_MISMATCH,
+                f"metadata sharing tier {md.tier.name.lower()}, "
+                f"chain registered {registered_tier.name.lower()}",
             )
         )
 

@@ -4,8 +4,9 @@ serves and, when given, against the files themselves.
 A dataset verifies when: its chain record exists; the metadata document fetched from IPFS hashes
 to the recorded CID digest (the store recomputes the CID of every fetch); the document is valid
 and canonical; its file list hashes to the content root; its parents equal the chain's parents;
-its activity description hashes to the chain's activity digest; its holder, classification and
-sharing tier are the chain's; and, given the files, each file hashes to its entry with none
+its activity description hashes to the chain's activity digest; its holder and classification
+are the chain's, its sharing tier the one the dataset was registered under (the holder may
+change the tier later); and, given the files, each file hashes to its entry with none
 missing or extra. Status is reported too: a retracted or suspended dataset fails, a deprecated
 one passes with a warning naming its successor. A lineage verifies when every ancestor does.
 
@@ -27,6 +28,7 @@ from typing import Any
 from ledger.content.cid import cid_from_digest
 from ledger.content.files import FileEntry, hash_file, hash_folder
 from ledger.content.merkle import content_tree
+from ledger.core.classification import Tier
 from ledger.core.errors import InvalidInput, LedgerError, MetadataIntegrityError, MetadataNotFound
 from ledger.core.records import DatasetRecord, hex32, to_bytes32
 from ledger.rules.verification import (
@@ -37,6 +39,8 @@ from ledger.rules.verification import (
     check_files,
     check_metadata,
     check_status,
+    settle_tier,
+    tier_unsettled,
 )
 from ledger.services.ledger import Ledger
 
@@ -55,6 +59,23 @@ def _fetch_metadata(ledger: Ledger, result: DatasetVerification) -> bytes | None
     except MetadataNotFound as exc:
         result.failures.append(Finding(Reason.METADATA_MISSING, f"metadata {cid} not available: {exc}"))
     return None
+
+
+def _registered_tier(ledger: Ledger, record: DatasetRecord) -> Tier | None:
+    """The tier a dataset was registered under, from its DatasetRegistered event."""
+    event = ledger.client.contract("DatasetRegistry").events.DatasetRegistered
+    logs = event.get_logs(
+        from_block=record.registered_block,
+        to_block=record.registered_block,
+        argument_filters={"contentRoot": record.content_root},
+    )
+    return Tier(int(logs[0]["args"]["tier"])) if logs else None
+
+
+def _settle_tier(ledger: Ledger, result: DatasetVerification) -> None:
+    # only a tier that differs now costs the log read (a holder's later setSharing is legitimate)
+    if result.record is not None and tier_unsettled(result):
+        settle_tier(result, _registered_tier(ledger, result.record))
 
 
 def verify_dataset(
@@ -80,6 +101,7 @@ def verify_dataset(
     data = _fetch_metadata(ledger, result)
     if data is not None:
         check_metadata(result, data)
+        _settle_tier(ledger, result)
     if folder is not None:
         entries = hash_folder(folder, progress=progress)
     if entries is not None:
@@ -191,6 +213,9 @@ def verify_lineage(
             for res, data in zip(level, fetched, strict=True):
                 if data is not None:
                     check_metadata(res, data)
+                    if tier_unsettled(res):
+                        rpc += 1
+                        _settle_tier(ledger, res)
                 assert res.record is not None
                 for p in res.record.parents:
                     edges.append((res.content_root, p))

@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from ledger_fixtures import metadata_for, unique_files, write_files
 
 from ledger.content.cid import digest_of
-from ledger.core.classification import DatasetStatus
+from ledger.core.classification import DatasetStatus, Tier
 from ledger.core.errors import AccessDenied, DatasetAlreadyRegistered
 from ledger.core.records import ZERO32, hex32
 from ledger.devstack.nodes import IpfsNode
@@ -136,6 +136,12 @@ def test_classification_differs_from_chain(ledger: Ledger, holder: LocalAccount,
     )
     tier_result = verify_dataset(ledger, other.content_root())
     assert tier_result.reasons == {Reason.TIER_MISMATCH} and not tier_result.ok, tier_result.to_json()
+    # a tier the holder changes after a faithful registration is no mismatch
+    shared = _register(ledger, holder, write_files(tmp_path / "shared", unique_files("shared")))
+    ledger.set_sharing(holder, shared, Tier.OPEN, 0)
+    assert ledger.get_dataset(shared).tier == Tier.OPEN
+    assert verify_dataset(ledger, shared).ok
+    assert verify_lineage(ledger, shared).ok
 
 
 def test_parents_differ_from_chain(ledger: Ledger, holder: LocalAccount, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from ledger_fixtures import metadata_for, unique_files, write_files
 from ledger.content.metadata import DatasetMetadata
 from ledger.core.classification import Classification, DatasetStatus, Tier
 from ledger.core.records import ZERO32, DatasetRecord
-from ledger.rules.verification import DatasetVerification, Reason, check_metadata
+from ledger.rules.verification import DatasetVerification, Reason, check_metadata, settle_tier, tier_unsettled
 
 HOLDER = Account.from_key(b"\x01" * 32).address
 
@@ -89,3 +89,24 @@ def test_tier_and_classification_differ_together(metadata: DatasetMetadata) -> N
     result = checked(metadata, record_for(metadata, classification=0x0201, tier=Tier.CLOSED))
     assert result.reasons == {Reason.CLASSIFICATION_MISMATCH, Reason.TIER_MISMATCH}
     assert {f.to_json()["reason"] for f in result.failures} == {"classification-mismatch", "tier-mismatch"}
+
+
+def test_a_tier_changed_after_registration_is_no_mismatch(metadata: DatasetMetadata) -> None:
+    # the holder registered under the metadata's tier, then opened the dataset up (setSharing)
+    result = checked(metadata, record_for(metadata, tier=Tier.OPEN))
+    assert tier_unsettled(result)
+    settle_tier(result, metadata.tier)
+    assert result.ok and not tier_unsettled(result), result.to_json()
+
+
+def test_a_tier_that_differed_at_registration_stays_a_mismatch(metadata: DatasetMetadata) -> None:
+    result = checked(metadata, record_for(metadata, tier=Tier.REGISTERED))
+    settle_tier(result, Tier.OPEN)
+    (finding,) = result.failures
+    assert finding.reason is Reason.TIER_MISMATCH and "chain registered open" in finding.detail
+    unknown = checked(metadata, record_for(metadata, tier=Tier.OPEN))
+    settle_tier(unknown, None)  # no registration event found: the mismatch stands
+    assert unknown.reasons == {Reason.TIER_MISMATCH}
+    same = checked(metadata, record_for(metadata))
+    settle_tier(same, Tier.OPEN)  # nothing to settle when the tiers agree now
+    assert same.ok
