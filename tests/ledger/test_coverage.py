@@ -6,9 +6,10 @@ The cohort: 30 pseudonymous subjects of one holder's controlled dataset with mix
 jump, one renewed, one withdrawn, modifiers, a grantee-only consent, other scopes, none), filtered
 for disease-specific research on type 2 diabetes (MONDO:0005148) with publication.
 
-Uses the session ``ledger`` of tests/ledger/conftest.py (one relayer client for the whole session,
-so the relayer's nonces stay in step); every actor here is a fresh key. The time jump is kept to
-a few minutes: relayed requests carry wall-clock deadlines an hour ahead.
+The cohort's world jumps chain time, so the module is marked ``moves_chain_time``: its ``ledger``
+(tests/ledger/conftest.py) is on an anvil of its own and the session chain's clock never moves.
+Every actor here is a fresh key. The time jump is kept to a few minutes: relayed requests carry
+wall-clock deadlines an hour ahead.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ T2D = 5148  # MONDO:0005148 type 2 diabetes mellitus
 OTHER_DISEASE = 7254  # MONDO:0007254 breast cancer
 YEAR = 365 * 86400
 PURPOSE = datause.Purpose.of("DS", ["publishes"], disease="MONDO:0005148")
+
+pytestmark = pytest.mark.moves_chain_time
 
 
 # ---------------------------------------------------------------------------------------------
