@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from ledger.chain.client import ChainClient
 from ledger.core.config import Settings, load_settings
-from ledger.history.indexer import Indexer
+from ledger.history.index import Indexer
 from ledger.relay.queue import RelayQueue
 from ledger.services.datasets import release_pins
 from ledger.services.ledger import Ledger

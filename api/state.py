@@ -11,7 +11,7 @@ from fastapi import Request
 from ledger.chain.client import AsyncRawCaller
 from ledger.core.config import Settings
 from ledger.core.errors import NodeUnavailable
-from ledger.history.indexer import Indexer
+from ledger.history.index import Indexer
 from ledger.relay.queue import RelayQueue
 from ledger.services.ledger import Ledger
 from ledger.storage.ipfs import IpfsStore

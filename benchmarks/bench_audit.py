@@ -26,7 +26,7 @@ T0 = 1_700_000_000
 
 def build_index(path: Path, n_events: int, chunk_blocks: int = 2000) -> dict[str, Any]:
     """Synthesise and ingest; only the ingest calls are timed (catch-up rate of the write path)."""
-    from ledger.history.indexer import IndexIdentity, IndexStore
+    from ledger.history.index import IndexIdentity, IndexStore
 
     store = IndexStore(path)
     store.reset(IndexIdentity(chain_id=31337, deploy_block=100, addresses=CONTRACTS))
@@ -74,7 +74,7 @@ def _scan(con: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
 
 
 def audit_queries(path: Path, cfg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    from ledger.history.indexer import IndexStore
+    from ledger.history.index import IndexStore
 
     store = IndexStore(path)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -129,7 +129,7 @@ INDEXER_SCRIPT = r"""
 import json, sys, time
 from ledger.chain.client import ChainClient, DeploymentRecord
 from ledger.core.config import load_settings
-from ledger.history.indexer import Indexer
+from ledger.history.index import Indexer
 
 settings = load_settings()
 # this run's own deployment record, taken as it is (a rebuild of the contracts elsewhere while the

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger.core.records import ZERO_ADDRESS
 from ledger.history.events import LedgerEvent, checksum
-from ledger.history.indexer import ROLE_NAMES, IndexIdentity, IndexStore
+from ledger.history.index import ROLE_NAMES, IndexIdentity, IndexStore
 
 CONTRACTS = {
     "LedgerForwarder": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
@@ -375,7 +375,7 @@ def bench_chain(n_uses: int, chunk_blocks: int) -> dict[str, Any]:
     from ledger.chain.client import ChainClient
     from ledger.chain.deployment import ensure_deployed
     from ledger.core.config import PROJECT_ROOT, load_settings
-    from ledger.history.indexer import Indexer
+    from ledger.history.index import Indexer
     from ledger.services.ledger import Ledger
 
     with socket.socket() as sock:

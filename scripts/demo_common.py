@@ -17,7 +17,7 @@ from eth_utils.crypto import keccak
 from ledger.content.files import hash_folder
 from ledger.content.merkle import content_root
 from ledger.rules import datause
-from ledger.services.coverage import filter_parameters_digest
+from ledger.services.cohort import filter_parameters_digest
 
 #: what the researcher does: health/medical research with ethics approval (DUO HMB; the IRB modifier
 #: of some consents needs the ethics-approved attribute)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.problems import COMMON, responses
 from api.schemas import DatasetTrail, ImpactIn, ImpactOut, UserTrail
 from api.state import AppState, get_state
-from ledger.history.indexer import IndexEventSource
+from ledger.history.index import IndexEventSource
 from ledger.services.impact import withdrawal_impact as impact
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=COMMON)

@@ -23,7 +23,7 @@ from api.schemas import (
 from api.state import AppState, get_state
 from ledger.core.errors import InvalidInput
 from ledger.core.records import ConsentScope
-from ledger.history.indexer import IndexEventSource
+from ledger.history.index import IndexEventSource
 from ledger.relay.relayer import SignedConsent
 from ledger.rules import datause
 from ledger.services.audit import consent_fhir

@@ -28,7 +28,7 @@ from ledger.rules import datause
 if TYPE_CHECKING:
     from ledger.client.http import ServiceClient
     from ledger.core.config import Settings
-    from ledger.history.indexer import Indexer
+    from ledger.history.index import Indexer
     from ledger.services.ledger import Ledger
     from ledger.storage.ipfs import IpfsStore
 

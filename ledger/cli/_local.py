@@ -15,10 +15,10 @@ from ledger.core.errors import LedgerError
 from ledger.core.records import ConsentScope, TxInfo, hex32
 from ledger.exports.openlineage import lineage_to_openlineage
 from ledger.exports.prov import lineage_to_prov
-from ledger.history.indexer import IndexEventSource
+from ledger.history.index import IndexEventSource
 from ledger.rules import datause
 from ledger.services.audit import all_dataset_roots, consent_fhir, dataset_versions, dataset_with_metadata
-from ledger.services.coverage import withdrawal_impact
+from ledger.services.impact import withdrawal_impact
 from ledger.services.ledger import Ledger
 from ledger.services.verification import verify_dataset, verify_file, verify_lineage
 

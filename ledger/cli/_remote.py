@@ -16,7 +16,7 @@ from ledger.core.classification import Tier
 from ledger.core.errors import NodeUnavailable
 from ledger.core.records import ZERO32, ConsentScope, hex32
 from ledger.rules import datause
-from ledger.services.coverage import consent_id
+from ledger.rules.consent import consent_id
 from ledger.services.ledger import role_id
 
 

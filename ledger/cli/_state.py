@@ -41,7 +41,7 @@ from ledger.core.errors import ConfigurationError, InvalidInput, LedgerError
 if TYPE_CHECKING:
     from ledger.cli._backend import Backend
     from ledger.client.http import ServiceClient
-    from ledger.history.indexer import Indexer
+    from ledger.history.index import Indexer
     from ledger.services.ledger import Ledger
     from ledger.storage.ipfs import IpfsStore
 
@@ -151,7 +151,7 @@ class State:
         chain's confirmed head first. It can always be rebuilt from the chain."""
         if self._indexer is None:
             # slow imports, see ipfs()
-            from ledger.history.indexer import Indexer
+            from ledger.history.index import Indexer
 
             self._indexer = Indexer(self.settings(), self.ledger().client)
             self._closers.append(self._indexer.close)

@@ -165,7 +165,8 @@ def recheck(
     compare with its subject root. Exit code 1 if it does not match."""
     _no_service()
     # the services layer (web3, the contracts) is loaded here, not for --help
-    from ledger.services.coverage import LogEventSource, recheck_filter
+    from ledger.history.sources import LogEventSource
+    from ledger.services.recheck import recheck_filter
 
     ledger = state().ledger()
     result = recheck_filter(

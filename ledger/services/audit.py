@@ -10,7 +10,7 @@ from ledger.content.metadata import DatasetMetadata
 from ledger.core.errors import LedgerError, NotFound
 from ledger.core.records import ZERO32, ConsentRecord, ConsentScope, ConsentState, ScopeKind, hex32
 from ledger.exports.fhir import consent_to_fhir
-from ledger.history.indexer import Indexer
+from ledger.history.index import Indexer
 from ledger.services.ledger import Ledger
 
 

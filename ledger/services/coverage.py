@@ -9,8 +9,9 @@ A contract cannot loop over a cohort, so cohort-level enforcement goes through t
   "consent filter for purpose P at block N" and whose subject root is the subset's Merkle root.
 
 The other half lives beside it: :mod:`ledger.services.recheck` recomputes a registered filter
-from the consent history, :mod:`ledger.services.impact` answers what a withdrawal affects. Their
-public names are re-exported here, where callers have always imported them from.
+from the consent history, :mod:`ledger.services.impact` answers what a withdrawal affects, and
+:mod:`ledger.services.cohort` holds the helpers the three share (the filter's parameters digest
+among them).
 """
 
 from __future__ import annotations
@@ -41,44 +42,11 @@ from ledger.content.metadata import (
 from ledger.core.classification import Classification, Tier
 from ledger.core.errors import DatasetNotFound, InvalidInput, LedgerError
 from ledger.core.records import ZERO32, ZERO_ADDRESS, DatasetRecord, hex32, to_bytes32
-from ledger.history.sources import (
-    ApprovalEvent,
-    ConsentEvent,
-    ConsentEventKind,
-    EventSource,
-    LogEventSource,
-    UseEvent,
-)
 from ledger.rules import datause
-from ledger.rules.consent import consent_id
 from ledger.services import cohort
-from ledger.services.cohort import DEFAULT_CHUNK, filter_parameters_digest, in_force_from_history
-from ledger.services.impact import AffectedDataset, Impact, SubjectListCheck, WithdrawnScope, withdrawal_impact
 from ledger.services.ledger import Ledger, Registration
-from ledger.services.recheck import RecheckResult, recheck_filter
 
-__all__ = [
-    "DEFAULT_CHUNK",
-    "AffectedDataset",
-    "ApprovalEvent",
-    "ConsentEvent",
-    "ConsentEventKind",
-    "CoverageResult",
-    "EventSource",
-    "Impact",
-    "LogEventSource",
-    "RecheckResult",
-    "SubjectListCheck",
-    "UseEvent",
-    "WithdrawnScope",
-    "compute_coverage",
-    "consent_id",
-    "filter_parameters_digest",
-    "in_force_from_history",
-    "recheck_filter",
-    "register_consent_filter",
-    "withdrawal_impact",
-]
+__all__ = ["CoverageResult", "compute_coverage", "register_consent_filter"]
 
 
 @dataclass(frozen=True)
@@ -234,7 +202,9 @@ def register_consent_filter(
         started=started,
         ended=max(now, started),
         software=Software(name="medledger", version=__version__),
-        parameters_digest=hex32(filter_parameters_digest(parent, coverage.purpose, coverage.block, coverage.grantee)),
+        parameters_digest=hex32(
+            cohort.filter_parameters_digest(parent, coverage.purpose, coverage.block, coverage.grantee)
+        ),
         consent_filter=ConsentFilterParameters(
             purpose_mask=coverage.purpose.mask,
             disease_code=mondo_code(disease) if disease else None,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger.core.errors import InvalidInput
 from ledger.core.records import hex32
-from ledger.history.indexer import Indexer
+from ledger.history.index import Indexer
 from ledger.services.audit import all_dataset_roots
 from ledger.services.ledger import Ledger
 from ledger.services.verification import verify_file, verify_lineage

@@ -34,7 +34,7 @@ from ledger.content.metadata import DatasetMetadata, Licence
 from ledger.core.classification import Classification, Tier
 from ledger.core.records import ConsentScope, ScopeKind, hex32
 from ledger.rules import datause
-from ledger.services.coverage import consent_id
+from ledger.rules.consent import consent_id
 
 from .helpers import PASSWORD, Cli, write_cohort
 

@@ -15,8 +15,10 @@ from ledger.content.merkle import subject_tree
 from ledger.core.classification import DatasetStatus, Tier
 from ledger.core.config import Settings
 from ledger.core.records import ZERO32, ConsentScope, ConsentState, RequestStatus, to_bytes32
+from ledger.history.sources import LogEventSource
 from ledger.rules import datause
 from ledger.services.ledger import Ledger
+from ledger.services.recheck import recheck_filter
 
 from .helpers import ServiceProcess, import_demo, wait_until
 
@@ -166,8 +168,6 @@ def test_consents_indexed(run: Any, http: httpx.Client, cohort: Any, actors: Any
 
 
 def test_consent_filter(run: Any, chain: Ledger, cohort: Any, actors: Any) -> None:
-    from ledger.services.coverage import LogEventSource, recheck_filter
-
     rec = chain.get_dataset(run.filter_root)
     assert rec.holder == actors.hospital.address
     assert rec.parents == (to_bytes32(run.cohort_root),)

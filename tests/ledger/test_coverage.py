@@ -232,7 +232,7 @@ def events(
         assert isinstance(source, EventSource)
         yield source
         return
-    from ledger.history.indexer import Indexer, IndexEventSource
+    from ledger.history.index import Indexer, IndexEventSource
 
     indexer = Indexer(ledger.settings, ledger.client, path=tmp_path_factory.mktemp("coverage-index") / "index.sqlite3")
     try:

@@ -21,8 +21,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger.core.classification import Tier
-from ledger.core.records import ConsentScope
-from ledger.history.index import ROLE_NAMES, ZERO32_HEX, Indexer
+from ledger.core.records import ZERO32_HEX, ConsentScope
+from ledger.history.index import ROLE_NAMES, Indexer
 from ledger.rules import datause
 from ledger.services.ledger import Ledger
 

@@ -39,6 +39,7 @@ from ledger.history.index import (
     IndexStore,
     SyncReport,
 )
+from ledger.history.sources import EventSource, LogEventSource
 from ledger.rules import datause
 
 # ---------------------------------------------------------------------------------------------
@@ -445,8 +446,6 @@ def test_withdrawals_suspensions_and_relays(idx: Indexer, scenario: Scenario) ->
 
 
 def test_index_stands_in_for_the_chain_in_coverage(chain: Chain, idx: Indexer, scenario: Scenario) -> None:
-    from ledger.services.coverage import EventSource, LogEventSource
-
     sc, a = scenario, scenario.actors
     logs = LogEventSource(chain.ledger.client)
     index = IndexEventSource(idx)

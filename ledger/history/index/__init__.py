@@ -8,7 +8,6 @@ modules ``datasets``, ``consents``, ``access`` and ``accounts``, ``sync`` (follo
 reorganisations, locking: ``Indexer``) and ``source`` (the index as an ``EventSource``).
 """
 
-from ledger.core.records import ZERO32_HEX, ZERO_ADDRESS
 from ledger.history.index.rows import JSON, MAX_LIMIT, Page, norm_address, norm_root
 from ledger.history.index.schema import (
     CONSENT_STATES,
@@ -33,8 +32,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUS_NAMES",
     "TIER_NAMES",
-    "ZERO32_HEX",
-    "ZERO_ADDRESS",
     "IndexEventSource",
     "IndexIdentity",
     "IndexStateError",
