@@ -17,10 +17,11 @@ from ledger.exports.openlineage import lineage_to_openlineage
 from ledger.exports.prov import lineage_to_prov
 from ledger.history.index import IndexEventSource
 from ledger.rules import datause
-from ledger.services.audit import all_dataset_roots, consent_fhir, dataset_versions, dataset_with_metadata
+from ledger.services.audit import consent_fhir, dataset_versions, dataset_with_metadata
+from ledger.services.file_checks import file_report
 from ledger.services.impact import withdrawal_impact
 from ledger.services.ledger import Ledger
-from ledger.services.verification import verify_dataset, verify_file, verify_lineage
+from ledger.services.verification import verify_dataset, verify_lineage
 
 
 def _tx(info: TxInfo, **extra: Any) -> dict[str, Any]:
@@ -177,22 +178,9 @@ class LocalBackend(Backend):
         return verify_dataset(self.ledger, root).to_json()
 
     def verify_hash(self, sha256: str, size: int, datasets: Sequence[str] | None) -> dict[str, Any]:
-        candidates = list(datasets) if datasets else self.all_datasets()
-        result = verify_file(self.ledger, sha256=sha256, size=size, datasets=candidates)
-        body: dict[str, Any] = result.to_json()
-        if result.dataset is not None:
-            report = verify_lineage(self.ledger, result.dataset)
-            body["lineage"] = {
-                "ok": report.ok,
-                "flagged_ancestors": report.flagged_ancestors(),
-                "failures": [{"dataset": hex32(r), **f.to_json()} for r, f in report.failures()],
-            }
-        return body
-
-    def all_datasets(self) -> list[str]:
-        """Every registered content root, from the local event index."""
-
-        return all_dataset_roots(self.state.indexer())
+        # the index (synced on opening) is needed only to search every dataset
+        indexer = None if datasets else self.state.indexer()
+        return file_report(self.ledger, indexer, sha256=sha256, size=size, datasets=datasets)
 
     def verify_lineage(self, root: str) -> dict[str, Any]:
         return verify_lineage(self.ledger, root).to_json()
