@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.schemas import Health, Readiness
 from api.state import AppState, get_state
+from ledger.services.health import readiness
 
 router = APIRouter(tags=["health"])
 
@@ -26,31 +24,5 @@ def health() -> Health:
     summary="Chain, IPFS node and indexer reachable; 503 otherwise",
 )
 def ready(state: AppState = Depends(get_state)) -> JSONResponse:
-    out: dict[str, Any] = {"uptime_s": round(time.time() - state.started, 1)}
-    ok = True
-    try:
-        w3 = state.ledger.client.w3
-        out["chain"] = {
-            "ok": True,
-            "chain_id": w3.eth.chain_id,
-            "block": w3.eth.block_number,
-            "rpc_url": state.settings.rpc_url,
-        }
-    except Exception as exc:  # any failure means not ready; say which
-        ok = False
-        out["chain"] = {"ok": False, "error": str(exc)}
-    ipfs_ok = bool(state.ipfs.is_available())
-    ok = ok and ipfs_ok
-    out["ipfs"] = {"ok": ipfs_ok, "api": state.settings.ipfs_api}
-    if state.indexer is not None:
-        try:
-            lag = state.indexer.lag()
-            out["indexer"] = {"ok": True, "lag_blocks": lag}
-        except Exception as exc:
-            ok = False
-            out["indexer"] = {"ok": False, "error": str(exc)}
-    else:
-        out["indexer"] = {"ok": False, "error": "not running"}
-    out["relay_queue"] = state.queue.counts()
-    out["status"] = "ready" if ok else "not-ready"
-    return JSONResponse(out, status_code=200 if ok else 503)
+    out = readiness(state.settings, state.ledger, state.ipfs, state.indexer, state.queue, started=state.started)
+    return JSONResponse(out, status_code=200 if out["status"] == "ready" else 503)

@@ -11,11 +11,24 @@ class Health(Out):
     status: Literal["ok"]
 
 
+class ChainReadiness(Out):
+    """The chain node's state: when ``ok``, its id, the latest block and that block's timestamp
+    (the contracts' notion of now, in Unix seconds; clients use it as the chain's time); when not,
+    the ``error``."""
+
+    ok: bool
+    chain_id: int | None = None
+    block: int | None = None
+    timestamp: int | None = None
+    rpc_url: str | None = None
+    error: str | None = None
+
+
 class Readiness(Out):
     """Each dependency's state; 503 with the same body when one is down."""
 
     uptime_s: float
-    chain: dict[str, Any]
+    chain: ChainReadiness
     ipfs: dict[str, Any]
     indexer: dict[str, Any]
     relay_queue: dict[str, int]

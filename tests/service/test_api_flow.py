@@ -10,6 +10,7 @@ from typing import Any
 from eth_account import Account
 from fastapi.testclient import TestClient
 
+from api.state import AppState
 from ledger.chain import typed_data
 
 from .helpers import consent, do, wait_ticket
@@ -52,11 +53,17 @@ def _register(client: TestClient, holder: Any, md: dict[str, Any]) -> str:
     return str(prep["content_root"])
 
 
-def test_health_and_ready(client: TestClient) -> None:
+def test_health_and_ready(client: TestClient, app_state: AppState) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
-    assert r.json()["chain"]["ok"] is True
+    chain = r.json()["chain"]
+    assert chain["ok"] is True
     assert r.json()["ipfs"]["ok"] is True
+    # the latest block's timestamp: the chain's time, which the CLI uses with --service
+    block = app_state.ledger.client.w3.eth.get_block(chain["block"])
+    assert chain["timestamp"] == block["timestamp"]
+    documented = client.get("/openapi.json").json()["components"]["schemas"]["ChainReadiness"]["properties"]
+    assert "timestamp" in documented
 
 
 def test_register_consent_access_use(client: TestClient, admin: Any) -> None:
