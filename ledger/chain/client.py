@@ -177,7 +177,7 @@ class RevertDecoder:
             for item in art.abi:
                 if item.get("type") != "error":
                     continue
-                types = [_abi_type(i) for i in item["inputs"]]
+                types = [abi_type(i) for i in item["inputs"]]
                 sig = f"{item['name']}({','.join(types)})"
                 names = [i["name"] or f"arg{n}" for n, i in enumerate(item["inputs"])]
                 self._errors[function_signature_to_4byte_selector(sig)] = (art.name, item["name"], types, names)
@@ -211,10 +211,12 @@ class RevertDecoder:
 LedgerExceptionLike = ContractRevert | TransactionFailed | DatasetNotFound
 
 
-def _abi_type(item: dict[str, Any]) -> str:
+def abi_type(item: dict[str, Any]) -> str:
+    """The canonical ABI type of a JSON ABI input (tuples spelled out from their components),
+    as it appears in a function or event signature."""
     t = str(item["type"])
     if t.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
+        inner = ",".join(abi_type(c) for c in item["components"])
         return f"({inner}){t[5:]}"
     return t
 

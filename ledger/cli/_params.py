@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 from ledger.chain.keystore import KeyNotFound
 from ledger.cli._state import state
 from ledger.core.errors import InvalidInput
+from ledger.core.records import ZERO32
 
 #: choices
 Category = Literal["GRU", "HMB", "DS", "POA"]
@@ -130,7 +131,7 @@ def digest_arg(
         return bytes.fromhex(digest.removeprefix("0x"))
     if required:
         raise InvalidInput(f"a {what} is required", hint=f"give the {what} as text, a file, or a digest")
-    return b"\x00" * 32
+    return ZERO32
 
 
 def days_from_now(days: float) -> int:

@@ -178,11 +178,6 @@ class DatasetStatus(_NamedIntEnum):
     def label(self) -> Label:
         return _STATUS_LABELS[self]
 
-    @property
-    def usable(self) -> bool:
-        """Whether the registries allow access and use (deprecated data stays usable; it is superseded)."""
-        return self in (DatasetStatus.ACTIVE, DatasetStatus.DEPRECATED)
-
 
 _STATUS_LABELS: dict[DatasetStatus, Label] = {
     DatasetStatus.NONE: Label("Not registered", "未登记"),

@@ -23,7 +23,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from ledger.chain.client import _abi_type
+from ledger.chain.client import abi_type
 from ledger.core.errors import DeploymentMismatch
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class EventSpec:
     @classmethod
     def from_abi(cls, contract: str, item: Mapping[str, Any]) -> EventSpec:
         inputs = item["inputs"]
-        types = [_abi_type(i) for i in inputs]
+        types = [abi_type(i) for i in inputs]
         signature = f"{item['name']}({','.join(types)})"
         topic0 = "0x" + keccak(text=signature).hex()
         indexed = tuple(

@@ -8,7 +8,7 @@ from typing import Any
 from ledger.content.cid import cid_from_digest
 from ledger.content.metadata import DatasetMetadata
 from ledger.core.errors import LedgerError, NotFound
-from ledger.core.records import ZERO32, ConsentRecord, ConsentScope, ConsentState, ScopeKind, hex32
+from ledger.core.records import ZERO32, ZERO_ADDRESS, ConsentRecord, ConsentScope, ConsentState, ScopeKind, hex32
 from ledger.exports.fhir import consent_to_fhir
 from ledger.history.index import Indexer
 from ledger.services.ledger import Ledger
@@ -30,7 +30,7 @@ def consent_record(indexer: Indexer, consent_id: str) -> ConsentRecord:
         consent_id=bytes.fromhex(row["consent_id"][2:]),
         subject=row["subject"],
         scope=scope,
-        grantee=row["grantee"] or "0x0000000000000000000000000000000000000000",
+        grantee=row["grantee"] or ZERO_ADDRESS,
         purposes=int(row["purposes"]),
         disease=int(row["disease"]),
         expiry=int(row["expiry"]),

@@ -24,6 +24,7 @@ from ledger.content.metadata import (
 )
 from ledger.core.classification import Category, Classification, DatasetStatus, Tier
 from ledger.core.errors import InvalidInput
+from ledger.rules.access import dataset_usable
 
 HOLDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 AGENT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -288,7 +289,7 @@ def test_tier_and_status_match_the_contract_enums() -> None:
     assert Tier.parse("Registered") is Tier.REGISTERED
     assert Tier.parse("3") is Tier.CLOSED
     assert DatasetStatus.parse(4) is DatasetStatus.RETRACTED
-    assert DatasetStatus.DEPRECATED.usable and not DatasetStatus.SUSPENDED.usable
+    assert dataset_usable(DatasetStatus.DEPRECATED) and not dataset_usable(DatasetStatus.SUSPENDED)
     with pytest.raises(InvalidInput):
         Tier.parse(7)
 
