@@ -1,6 +1,6 @@
 """Scenario 5: audit queries over a large index, and indexer catch-up.
 
-The large index is synthesised by benchmarks/indexer_bench.py's generator (a realistic mix of
+The large index is synthesised by benchmarks/indexer_synth.py's generator (a realistic mix of
 ledger events: uses, consents, access requests and decisions, relayed forward executions, dataset
 registrations with lineage) and written through ``IndexStore.ingest``, the indexer's own write
 path, in chunks of 2,000 blocks like a sync. Catch-up from a real chain is measured too: an ``Indexer`` in its own
@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import ROOT, Rpc, RssSampler, Stack, latency_ms, log, ratio, summary
-from indexer_bench import CONTRACTS, synthesise
+from indexer_synth import CONTRACTS, synthesise
+
+from ledger.history.index import IndexIdentity, IndexStore
 
 T0 = 1_700_000_000
 
 
 def build_index(path: Path, n_events: int, chunk_blocks: int = 2000) -> dict[str, Any]:
     """Synthesise and ingest; only the ingest calls are timed (catch-up rate of the write path)."""
-    from ledger.history.index import IndexIdentity, IndexStore
-
     store = IndexStore(path)
     store.reset(IndexIdentity(chain_id=31337, deploy_block=100, addresses=CONTRACTS))
     ingest_s = 0.0
@@ -74,8 +74,6 @@ def _scan(con: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
 
 
 def audit_queries(path: Path, cfg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    from ledger.history.index import IndexStore
-
     store = IndexStore(path)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     datasets = [r[0] for r in con.execute("SELECT root FROM datasets")]
