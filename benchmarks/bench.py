@@ -46,6 +46,8 @@ import bench_hash  # noqa: E402
 import bench_report  # noqa: E402
 from bench_common import Stack, commit, log, machine, versions  # noqa: E402
 
+from ledger.chain.client import load_artifacts  # noqa: E402
+
 FULL: dict[str, Any] = {
     "repeats": 3,
     "grants": 10_000,
@@ -234,8 +236,6 @@ def rebuilt_note(stack: Stack) -> str:
     if stack.record is None:
         return note
     try:
-        from ledger.chain.client import load_artifacts
-
         arts = load_artifacts(stack.settings.artifacts_dir)
         changed = [n for n, h in stack.record.abi_hashes.items() if n in arts and arts[n].abi_hash != h]
     except Exception as exc:  # a report, not a failure

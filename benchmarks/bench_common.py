@@ -23,6 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.chain.client import ChainClient
+from ledger.chain.deployment import ensure_deployed
+from ledger.core.config import load_settings
+from ledger.devstack.nodes import AnvilNode, IpfsNode, free_port, free_ports
+from ledger.services.ledger import Ledger
+from ledger.storage.ipfs import IpfsStore
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # anvil's second development account: the baseline relayer of scenario 1 uses it so that its
@@ -307,13 +314,6 @@ class Stack:
     timings: dict[str, float] = field(default_factory=dict)
 
     def start_nodes(self) -> None:
-        from ledger.chain.client import ChainClient
-        from ledger.chain.deployment import ensure_deployed
-        from ledger.core.config import load_settings
-        from ledger.devstack.nodes import AnvilNode, IpfsNode, free_port, free_ports
-        from ledger.services.ledger import Ledger
-        from ledger.storage.ipfs import IpfsStore
-
         t = time.perf_counter()
         # no state file: the chain lives only as long as the run (nothing is written every 5 s)
         self.anvil = AnvilNode(self.workdir / "anvil", free_port(), None, silent=True)
@@ -360,8 +360,6 @@ class Stack:
         return env
 
     def start_service(self) -> None:
-        from ledger.devstack.nodes import free_port
-
         self.service_port = free_port()
         self.service_log = self.workdir / "service.log"
         t = time.perf_counter()

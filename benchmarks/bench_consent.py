@@ -25,7 +25,12 @@ from bench_common import (
     summary,
 )
 
+from ledger.chain import typed_data
+from ledger.chain.client import ChainClient
 from ledger.core.records import ZERO_ADDRESS
+from ledger.relay.relayer import SignedConsent
+from ledger.rules import datause
+from ledger.services.ledger import Ledger
 
 HMB = 1 << 2  # DataUse: health/medical/biomedical research
 
@@ -45,8 +50,6 @@ class ConsentWorld:
 
 def setup_world(stack: Stack, n_subjects: int, n_holders: int, repeats: int, rng: random.Random) -> ConsentWorld:
     from eth_account import Account
-
-    from ledger.services.ledger import Ledger
 
     ledger: Ledger = stack.ledger
     admin = Account.from_key(stack.settings.relayer_private_key())
@@ -82,8 +85,6 @@ def presign_grants(
 ) -> tuple[list[bytes], list[str]]:
     """``n`` Grant messages signed by their subjects (each subject grants to the holders in turn),
     as POST /consents bodies, and their consent ids. Signed before the clock starts."""
-    from ledger.chain import typed_data
-
     bodies: list[bytes] = []
     ids: list[str] = []
     expiry = int(time.time()) + 365 * 86400
@@ -227,8 +228,6 @@ def process_ids(stack: Stack) -> dict[str, int]:
 def grants_baseline_once(stack: Stack, bodies: list[bytes]) -> dict[str, Any]:
     """One transaction per grant, unbatched: the library relays each subject-signed grantBySig as
     its own transaction and waits for it (Ledger.write_consent: check, simulate, send, receipt)."""
-    from ledger.relay.relayer import SignedConsent
-
     ledger = stack.ledger
     lat: list[float] = []
     t0 = time.perf_counter()
@@ -378,10 +377,6 @@ def scenario_checks(stack: Stack, world: ConsentWorld, cfg: dict[str, Any], rng:
     from bench_common import ANVIL_SECOND_KEY
     from eth_abi.abi import encode
     from eth_utils.crypto import keccak
-
-    from ledger.chain.client import ChainClient
-    from ledger.rules import datause
-    from ledger.services.ledger import Ledger
 
     repeats, n = cfg["repeats"], cfg["checks"]
     conc = cfg["check_clients"]

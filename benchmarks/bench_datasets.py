@@ -11,6 +11,12 @@ from typing import Any
 
 from bench_common import Stack, log, parallel_map, ratio, summary
 
+from ledger.chain import typed_data
+from ledger.content.metadata import DatasetMetadata
+from ledger.relay.relayer import ForwardRequest
+from ledger.services.ledger import registration_call
+from ledger.services.verification import verify_dataset, verify_lineage
+
 CREATED = "2025-01-15T08:00:00Z"
 #: gas of all requests of one executeBatch stays below this (anvil's block gas limit is 30M)
 BATCH_GAS_BUDGET = 24_000_000
@@ -18,8 +24,6 @@ BATCH_GAS_BUDGET = 24_000_000
 
 def make_metadata(holder: str, rng: random.Random, parents: Sequence[str] = (), n_files: int = 3) -> Any:
     """A valid metadata document with synthetic file entries (random digests: unique content)."""
-    from ledger.content.metadata import DatasetMetadata
-
     md: dict[str, Any] = {
         "title": {"en": f"Synthetic cohort {rng.getrandbits(32):08x}"},
         "description": {"en": "Synthetic records keyed by pseudonymous addresses."},
@@ -63,10 +67,6 @@ def register_batched(
     concurrently, have each holder sign its requests (consecutive forwarder nonces), then relay
     them in ``executeBatch`` transactions (sent back to back, then awaited). ``gas`` per request
     is estimated once from the first request when not given. Returns the content roots."""
-    from ledger.chain import typed_data
-    from ledger.relay.relayer import ForwardRequest
-    from ledger.services.ledger import registration_call
-
     stages = stages if stages is not None else {}
     relayer = ledger.relayer
     t = time.perf_counter()
@@ -201,8 +201,6 @@ def build_dag(stack: Stack, depth: int, fan_in: int, rng: random.Random) -> tupl
         rest.append((holders[1], md))
         prev = "0x" + _root_of(md).hex()
     if rest:
-        from ledger.services.ledger import registration_call
-
         to, data = ledger.relayer.encode("DatasetRegistry", "register", *registration_call(rest[0][1]).args)
         gas = int(ledger.relayer.estimate_inner_gas(holders[1].address, to, data) * 1.1)
         register_batched(ledger, rest, gas=gas, batch=100)
@@ -211,15 +209,11 @@ def build_dag(stack: Stack, depth: int, fan_in: int, rng: random.Random) -> tupl
 
 
 def _root_of(md: Any) -> bytes:
-    from ledger.services.ledger import registration_call
-
     return bytes(registration_call(md).content_root)
 
 
 def naive_walk(stack: Stack, root: bytes) -> dict[str, Any]:
     """One getDataset call and one IPFS get per node, sequentially (verify_dataset per node)."""
-    from ledger.services.verification import verify_dataset
-
     seen: set[bytes] = set()
     todo = [root]
     rpc = ipfs = 0
@@ -240,8 +234,6 @@ def naive_walk(stack: Stack, root: bytes) -> dict[str, Any]:
 
 
 def scenario_lineage(stack: Stack, cfg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    from ledger.services.verification import verify_lineage
-
     depth, fan_in = cfg["dag_depth"], cfg["dag_fan_in"]
     t = time.perf_counter()
     top, count = build_dag(stack, depth, fan_in, rng)

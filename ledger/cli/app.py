@@ -10,6 +10,17 @@ import typer
 from typer.core import TyperGroup
 
 from ledger import __version__
+from ledger.cli import (
+    cmd_access,
+    cmd_audit,
+    cmd_consent,
+    cmd_coverage,
+    cmd_datasets,
+    cmd_keys,
+    cmd_roles,
+    cmd_system,
+    cmd_verify,
+)
 from ledger.cli._state import EXIT_CANNOT_RUN, State, exit_code_for, report_error, set_state
 from ledger.core.errors import LedgerError
 
@@ -150,18 +161,6 @@ def root(
 
 
 def _register() -> None:
-    from ledger.cli import (
-        cmd_access,
-        cmd_audit,
-        cmd_consent,
-        cmd_coverage,
-        cmd_datasets,
-        cmd_keys,
-        cmd_roles,
-        cmd_system,
-        cmd_verify,
-    )
-
     app.add_typer(cmd_keys.app, name="keys")
     cmd_system.register(app)
     app.add_typer(cmd_roles.app, name="roles")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger.cli import app
+
 if TYPE_CHECKING:
     from typer.testing import Result
 
@@ -63,8 +65,6 @@ class Cli:
     def run(self, *args: str, expect: int | None = 0, env: Mapping[str, str | None] | None = None) -> Result:
         """Invoke in-process; assert the exit code (unless ``expect`` is None)."""
         from typer.testing import CliRunner
-
-        from ledger.cli import app
 
         started = time.monotonic()
         result = CliRunner().invoke(app, list(args), env=self._env(env))

@@ -12,8 +12,10 @@ import httpx
 import pytest
 from eth_account import Account
 
+from ledger.chain import typed_data
 from ledger.client.http import ServiceClient, ServiceError, error_from_problem, problem_of
 from ledger.core.errors import AccessDenied, InvalidInput, NodeUnavailable, UseRefused
+from ledger.devstack.nodes import AnvilNode, free_port
 
 from .helpers import Cli
 
@@ -98,8 +100,6 @@ def test_bad_input_files_exit_2(cli: Cli, parties: dict[str, str], tmp_path: Pat
 
 
 def test_stopped_chain_exit_3(cli: Cli, parties: dict[str, str], tmp_path: Path) -> None:
-    from ledger.devstack.nodes import AnvilNode, free_port
-
     node = AnvilNode(tmp_path / "anvil", free_port())
     node.start()
     url = node.url
@@ -122,8 +122,6 @@ def test_stopped_chain_exit_3(cli: Cli, parties: dict[str, str], tmp_path: Path)
 
 
 def test_unreachable_service_exit_3(cli: Cli, parties: dict[str, str]) -> None:
-    from ledger.devstack.nodes import free_port
-
     service = f"http://127.0.0.1:{free_port()}"
     result = cli.json("--service", service, "--key", "admin", "roles", "grant", "user", "alice", expect=3)
     assert result["error"]["type"] == "node-unavailable"
@@ -219,8 +217,6 @@ def test_ticket_failure_and_plain_http_errors() -> None:
 
 def test_write_signs_locally_and_waits() -> None:
     """prepare -> sign here -> post to the operation's resource -> poll: the key never leaves."""
-    from ledger.chain import typed_data
-
     actor = Account.create()
     typed = typed_data.forward_request(
         chain_id=31337,

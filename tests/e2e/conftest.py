@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ledger.chain.client import ChainClient
+from ledger.services.ledger import Ledger
+from ledger.storage.ipfs import IpfsStore
+
 from .helpers import ServiceProcess
 
 if TYPE_CHECKING:
     from ledger.core.config import Settings
-    from ledger.services.ledger import Ledger
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +29,6 @@ def e2e_settings(deployed_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture(scope="session")
 def chain(e2e_settings: Settings) -> Iterator[Ledger]:
     """Direct reads of the chain and IPFS, independent of the service under test."""
-    from ledger.chain.client import ChainClient
-    from ledger.services.ledger import Ledger
-    from ledger.storage.ipfs import IpfsStore
-
     with IpfsStore.from_settings(e2e_settings) as store:
         yield Ledger(e2e_settings, ChainClient(e2e_settings), ipfs=store)
 

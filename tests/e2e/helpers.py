@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledger.client.http import ServiceClient
 from ledger.core.errors import NodeUnavailable
+from ledger.devstack.nodes import free_port
 
 if TYPE_CHECKING:
     from ledger.core.config import Settings
@@ -65,8 +66,6 @@ class ServiceProcess:
     worker and indexer), configured through the environment."""
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
-        from ledger.devstack.nodes import free_port
-
         self.settings = settings
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -14,11 +14,13 @@ from eth_account import Account
 from ledger.content.merkle import subject_tree
 from ledger.core.classification import DatasetStatus, Tier
 from ledger.core.config import Settings
+from ledger.core.errors import UseRefused
 from ledger.core.records import ZERO32, ConsentScope, ConsentState, RequestStatus, to_bytes32
 from ledger.history.sources import LogEventSource
 from ledger.rules import datause
 from ledger.services.ledger import Ledger
 from ledger.services.recheck import recheck_filter
+from ledger.services.verification import verify_dataset
 
 from .helpers import ServiceProcess, import_demo, wait_until
 
@@ -108,8 +110,6 @@ def test_roles_granted(run: Any, chain: Ledger, actors: Any) -> None:
 
 
 def test_cohort_registered(run: Any, chain: Ledger, cohort: Any, actors: Any, http: httpx.Client) -> None:
-    from ledger.services.verification import verify_dataset
-
     rec = chain.get_dataset(run.cohort_root)
     assert rec.holder == actors.hospital.address
     assert rec.tier == Tier.CONTROLLED
@@ -266,7 +266,6 @@ def test_suspension_refuses_later_use(run: Any, chain: Ledger, actors: Any, http
     assert refusal["error"] == "DatasetNotUsable"
     assert refusal["type"].endswith("use-refused")
     # and it stays refused: the contract, not only the API, refuses a signed use
-    from ledger.core.errors import UseRefused
 
     user = Account.from_key(actors.researcher.key)
     with pytest.raises(UseRefused):

@@ -16,10 +16,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
+from api.app import build_state, create_app
 from ledger.client.http import ServiceClient
 from ledger.core.config import Settings
 from ledger.core.records import ConsentScope, ConsentState
-from ledger.services.ledger import Ledger
+from ledger.relay.relayer import ForwardRequest, SignedConsent
+from ledger.services.ledger import Ledger, role_id
 
 from .helpers import settings_for, wait_until
 
@@ -30,8 +32,6 @@ YEAR = 365 * 86400
 def service_state(settings: Settings, *, workers: bool) -> Iterator[tuple[Any, ServiceClient]]:
     """The service's state (api.app.build_state) and an HTTP client of an app over it. Closing it
     is what a service shutdown does: the queue is closed, the indexer stopped."""
-    from api.app import build_state, create_app
-
     state = build_state(settings, start_workers=workers)
     try:
         with TestClient(create_app(state=state), raise_server_exceptions=False) as http:
@@ -46,8 +46,6 @@ def service_state(settings: Settings, *, workers: bool) -> Iterator[tuple[Any, S
 
 
 def role(name: str) -> str:
-    from ledger.services.ledger import role_id
-
     return "0x" + role_id(name).hex()
 
 
@@ -205,8 +203,6 @@ def test_crash_between_sending_and_settling(
     """A worker died after it sent some batches and before it recorded their outcome: rows are
     left 'submitting' with the transaction hash. One forward batch and one consent batch really
     went out; another forward batch was marked but its transaction never reached the node."""
-    from ledger.relay.relayer import ForwardRequest, SignedConsent
-
     settings = settings_for(e2e_settings, tmp_path / "service")
     start_block = chain.client.w3.eth.block_number + 1  # events from here on
     nonces = {

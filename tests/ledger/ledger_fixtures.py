@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.content.files import hash_folder
+from ledger.content.metadata import DatasetMetadata
+
 
 def write_files(folder: Path, files: dict[str, bytes]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -21,9 +24,6 @@ def write_files(folder: Path, files: dict[str, bytes]) -> Path:
 def metadata_for(holder: str, folder: Path, *, parents: list[str] | None = None, activity: str = "de-identification",
                  tier: str = "controlled", title: str = "Synthetic cohort") -> Any:
     """A DatasetMetadata for the files of ``folder`` (and an activity when derived)."""
-    from ledger.content.files import hash_folder
-    from ledger.content.metadata import DatasetMetadata
-
     now = datetime.now(UTC).replace(microsecond=0)
     md: dict[str, Any] = {
         "title": {"en": title, "zh-CN": "合成数据"},

@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from ledger.chain import typed_data
 from ledger.chain.client import ChainClient, DeploymentRecord
 from ledger.core.errors import AccessDenied, ContractRevert, DeploymentMismatch, SignatureError, TransactionFailed
-from ledger.core.records import ZERO32
+from ledger.core.records import ZERO32, ConsentScope
+from ledger.relay.relayer import ForwardRequest, _hex
+from ledger.rules import datause
 from ledger.services.ledger import Ledger, role_id
 
 
@@ -120,8 +123,6 @@ def test_batch_reports_each_outcome_with_decoded_reason(ledger: Ledger, admin: A
     # a request that reverts inside the batch (the signer is no admin), signed without simulation
     stranger = Account.create()
     to, data = relayer.encode("LedgerRoles", "grantRole", role_id("user"), b.address)
-    from ledger.chain import typed_data
-    from ledger.relay.relayer import ForwardRequest
 
     unsigned = ForwardRequest(stranger.address, to, 0, 200_000, 0, int(time.time()) + 600, data, b"")
     sig = typed_data.sign(unsigned.typed(ledger.client.chain_id, relayer.forwarder.address), stranger.key)
@@ -136,8 +137,6 @@ def test_batch_reports_each_outcome_with_decoded_reason(ledger: Ledger, admin: A
 
 def test_fast_eip712_matches_the_generic_encoder() -> None:
     import os
-
-    from ledger.chain import typed_data
 
     acct = Account.create()
     registry = "0x" + "ab" * 20
@@ -167,11 +166,6 @@ def test_fast_eip712_matches_the_generic_encoder() -> None:
 def test_consent_call_encoding_matches_web3(ledger: Ledger) -> None:
     """relayBatch calldata is encoded with precomputed selectors; it must equal web3's encoding."""
     import os
-
-    from ledger.chain import typed_data
-    from ledger.core.records import ConsentScope
-    from ledger.relay.relayer import _hex
-    from ledger.rules import datause
 
     a = Account.create()
     messages = {

@@ -28,10 +28,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger.content.files import hash_folder
+from ledger.content.merkle import subject_tree
 from ledger.content.metadata import ActivityDescription, ActivityType, DatasetMetadata, Licence
 from ledger.core.classification import Classification, Tier
 from ledger.core.errors import DatasetNotFound, InvalidInput
 from ledger.core.records import ConsentScope, hex32
+from ledger.history.index import Indexer, IndexEventSource
 from ledger.history.sources import ConsentEventKind, EventSource, LogEventSource
 from ledger.rules import datause
 from ledger.services.cohort import in_force_from_history
@@ -232,7 +234,6 @@ def events(
         assert isinstance(source, EventSource)
         yield source
         return
-    from ledger.history.index import Indexer, IndexEventSource
 
     indexer = Indexer(ledger.settings, ledger.client, path=tmp_path_factory.mktemp("coverage-index") / "index.sqlite3")
     try:
@@ -279,7 +280,6 @@ def test_coverage_matches_the_python_model(ledger: Ledger, world: SimpleNamespac
     assert coverage.subjects_match_dataset
     assert world.before_jump < coverage.block <= ledger.client.w3.eth.block_number
     assert coverage.timestamp == ledger.client.w3.eth.get_block(coverage.block)["timestamp"]
-    from ledger.content.merkle import subject_tree
 
     assert coverage.subject_root == subject_tree(want).root
     data = coverage.to_json()
@@ -366,7 +366,6 @@ def test_filter_is_registered_as_derived_dataset(
     assert meta.activity.agent == world.holder.address
     assert rec.activity_digest == meta.activity.digest()
     # each covered subject can prove membership on chain
-    from ledger.content.merkle import subject_tree
 
     tree = subject_tree(coverage.covered)
     s = coverage.covered[3]

@@ -28,7 +28,9 @@ from test_events import (
 )
 
 from ledger.chain.client import ChainClient
+from ledger.chain.deployment import deploy_all
 from ledger.core.classification import Tier
+from ledger.core.errors import NodeUnavailable
 from ledger.core.records import ConsentScope
 from ledger.history.events import EventDecoder, seq_block
 from ledger.history.index import (
@@ -558,8 +560,6 @@ def test_confirmations_are_honoured(chain: Chain, scenario: Scenario, tmp_path: 
 
 
 def test_another_deployment_or_chain_is_rebuilt(chain: Chain, scenario: Scenario, tmp_path: Path) -> None:
-    from ledger.chain.deployment import deploy_all
-
     path = tmp_path / "shared.sqlite3"
     with Indexer(chain.settings, chain.client, path=path) as first:
         n = first.sync().events
@@ -645,8 +645,6 @@ def test_background_thread_follows_the_chain(chain: Chain, idx: Indexer) -> None
         def flaky() -> int:
             calls["n"] += 1
             if calls["n"] == 1:
-                from ledger.core.errors import NodeUnavailable
-
                 raise NodeUnavailable("node went away")
             return original()
 

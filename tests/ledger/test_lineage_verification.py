@@ -24,7 +24,7 @@ from ledger.core.records import ZERO32, hex32
 from ledger.devstack.nodes import IpfsNode
 from ledger.rules.verification import Reason
 from ledger.services.ledger import Ledger
-from ledger.services.verification import verify_dataset, verify_file, verify_lineage
+from ledger.services.verification import lineage_graph, verify_dataset, verify_file, verify_lineage
 
 
 @pytest.fixture
@@ -236,8 +236,6 @@ def test_verify_one_file_with_chain_checked_proof(ledger: Ledger, holder: LocalA
 
 
 def test_lineage_graph_from_the_chain_alone(ledger: Ledger, holder: LocalAccount, tmp_path: Path) -> None:
-    from ledger.services.verification import lineage_graph
-
     a = _register(ledger, holder, write_files(tmp_path / "ga", unique_files("ga")))
     b = _register(ledger, holder, write_files(tmp_path / "gb", unique_files("gb")), parents=[hex32(a)])
     c = _register(

@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from ledger_fixtures import metadata_for, unique_files, write_files
 
+from ledger.chain.client import ChainClient
+from ledger.chain.deployment import ensure_deployed
+from ledger.core.classification import Tier
+from ledger.core.config import load_settings
 from ledger.core.errors import AccessDenied, ConsentNotActive, ContractRevert, UseRefused
-from ledger.core.records import ConsentScope, ConsentState, RequestStatus
+from ledger.core.records import ZERO_ADDRESS, ConsentScope, ConsentState, RequestStatus
+from ledger.devstack.nodes import AnvilNode, free_port
 from ledger.rules import datause
 from ledger.rules.datause import Purpose
 from ledger.services.ledger import Ledger
@@ -40,11 +45,6 @@ def world(ledger: Ledger, make_actor: Any, tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def private_ledger(ledger: Ledger, tmp_path: Path) -> Any:
     """A Ledger on its own anvil, for tests that move chain time (the session chain must not jump)."""
-    from ledger.chain.client import ChainClient
-    from ledger.chain.deployment import ensure_deployed
-    from ledger.core.config import load_settings
-    from ledger.devstack.nodes import AnvilNode, free_port
-
     node = AnvilNode(tmp_path / "anvil", free_port())
     node.start()
     try:
@@ -111,8 +111,6 @@ def test_dataset_scoped_consent_for_one_grantee(ledger: Ledger, world: dict[str,
 
 
 def test_access_use_embargo_and_suspensions(ledger: Ledger, world: dict[str, Any]) -> None:
-    from ledger.core.classification import Tier
-
     holder, reviewer, user, auditor, root = (world[k] for k in ("holder", "reviewer", "user", "auditor", "root"))
     now = ledger.now()
     req = ledger.request_access(user, root, HMB, b"\x11" * 32)
@@ -173,9 +171,7 @@ def test_deny_and_revoke(ledger: Ledger, world: dict[str, Any]) -> None:
 
 
 def test_direct_mode_sends_from_the_actor(ledger: Ledger, make_actor: Any) -> None:
-    from ledger.services.ledger import Ledger as L
-
-    admin_direct = L(ledger.settings, ledger.client, ipfs=ledger.ipfs, mode="direct")
+    admin_direct = Ledger(ledger.settings, ledger.client, ipfs=ledger.ipfs, mode="direct")
     actor = make_actor()
     ledger.client.fund([actor.address], 10**18)
     admin_direct.grant_role(admin_direct.client.account, "user", actor.address)
@@ -185,8 +181,6 @@ def test_direct_mode_sends_from_the_actor(ledger: Ledger, make_actor: Any) -> No
 
 def test_raw_consent_check_equals_the_contract_view(ledger: Ledger, world: dict[str, Any]) -> None:
     """The hand-encoded isInForce path answers exactly what web3's contract call answers."""
-    from ledger.core.records import ZERO_ADDRESS
-
     subject, root, user = world["subject"], world["root"], world["user"]
     ledger.grant_consent(subject, ConsentScope.dataset(root), datause.HMB, ledger.now() + 3600, grantee=user.address)
     for purpose in (HMB, DS_T2D, POA, Purpose.of("HMB", ["commercial"])):

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from api.app import build_state, create_app
+
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
@@ -23,8 +25,6 @@ def api_settings(deployed_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture(scope="session")
 def app_state(api_settings: Settings) -> Iterator[AppState]:
-    from api.app import build_state
-
     state = build_state(api_settings, start_workers=True)
     try:
         yield state
@@ -37,8 +37,6 @@ def app_state(api_settings: Settings) -> Iterator[AppState]:
 @pytest.fixture(scope="session")
 def client(app_state: AppState) -> Iterator[TestClient]:
     from fastapi.testclient import TestClient
-
-    from api.app import create_app
 
     with TestClient(create_app(state=app_state), raise_server_exceptions=False) as c:
         yield c

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.state import AppState
 from ledger.chain import typed_data
+from ledger.services.ledger import role_id
 
 from .helpers import consent, do, wait_ticket
 
@@ -156,6 +157,4 @@ def test_register_consent_access_use(client: TestClient, admin: Any) -> None:
 
 
 def _role(name: str) -> str:
-    from ledger.services.ledger import role_id
-
     return "0x" + role_id(name).hex()
