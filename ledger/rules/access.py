@@ -40,8 +40,10 @@ def holder_decides_alone(embargo_end: int, overridden_end: int, now: int) -> boo
 
 
 def can_override(embargo_end: int, overridden_end: int, now: int) -> bool:
-    """Whether an auditor's override at ``now`` is accepted: an embargo is in force and is not
-    overridden already (``overrideEmbargo`` reverts ``NotEmbargoed`` otherwise)."""
+    """The embargo part of whether an auditor's override at ``now`` is accepted: an embargo is in
+    force and is not overridden already (``overrideEmbargo`` reverts ``NotEmbargoed`` otherwise).
+    The contract checks first that the dataset exists and is usable (``DatasetNotFound``,
+    ``DatasetNotUsable``): combine with :func:`dataset_usable` for the whole answer."""
     return holder_decides_alone(embargo_end, overridden_end, now)
 
 
@@ -51,5 +53,7 @@ def dataset_usable(status: int) -> bool:
 
 
 def requestable(status: int, tier: int) -> bool:
-    """Whether an access request may be filed for a dataset (usable and of the controlled tier)."""
+    """Whether an access request may be filed for a dataset (usable and of the controlled tier).
+    The requester's own suspension (``UserSuspended``, checked first by the contract) is not part
+    of it."""
     return dataset_usable(status) and tier == Tier.CONTROLLED
