@@ -19,14 +19,17 @@ from web3.types import EventData
 from ledger.chain.client import ChainClient
 from ledger.core.errors import InvalidInput, LedgerError
 from ledger.core.records import ZERO_ADDRESS, ScopeKind, hex32
+from ledger.history.events import checksum
 from ledger.rules import datause
 
 
-def scope_json(kind: ScopeKind, scope: bytes) -> dict[str, Any]:
-    """A consent scope as JSON: a holder's datasets or one dataset."""
+def scope_json(kind: int, scope: bytes | str) -> dict[str, Any]:
+    """A consent scope as JSON: a holder's datasets or one dataset. ``scope`` is its 32 bytes, or
+    their lower-case 0x hex (as the index stores them)."""
+    text = scope if isinstance(scope, str) else hex32(scope)
     if kind == ScopeKind.HOLDER:
-        return {"kind": "holder", "holder": to_checksum_address(scope[12:])}
-    return {"kind": "dataset", "dataset": hex32(scope)}
+        return {"kind": "holder", "holder": checksum("0x" + text[-40:])}
+    return {"kind": "dataset", "dataset": text}
 
 
 class ConsentEventKind(StrEnum):

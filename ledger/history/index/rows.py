@@ -12,6 +12,7 @@ from ledger.core.errors import InvalidInput
 from ledger.core.records import ZERO_ADDRESS, to_bytes32
 from ledger.history.events import checksum
 from ledger.history.index.schema import CONSENT_STATES, REQUEST_STATUSES, STATUS_NAMES, TIER_NAMES
+from ledger.history.sources import scope_json
 from ledger.rules import datause
 
 JSON = dict[str, Any]
@@ -63,12 +64,6 @@ def paged(items: list[JSON], limit: int | None) -> Page:
     """One page of a paginated query, with the cursor of the next (None on the last page)."""
     full = limit is not None and limit > 0 and len(items) >= min(limit, MAX_LIMIT)
     return {"items": items, "next_cursor": items[-1]["seq"] if full and items else None}
-
-
-def scope_json(kind: int, scope: str) -> JSON:
-    if kind == 0:
-        return {"kind": "holder", "holder": checksum("0x" + scope[-40:])}
-    return {"kind": "dataset", "dataset": scope}
 
 
 @functools.lru_cache(maxsize=4096)
