@@ -9,8 +9,8 @@
 
 Both return the shapes the service's routes return (the services' ``to_json`` forms), so
 rendering does not depend on the path taken; tests/parity checks that they agree. This module
-holds what both share; it does not know the command state, only the :class:`Context` protocol
-that state satisfies.
+holds what both share: the :class:`Backend` protocol they implement and a few helpers; it does not
+know the command state, only the :class:`Context` protocol that state satisfies.
 """
 
 from __future__ import annotations
@@ -69,40 +69,35 @@ def with_purpose_terms(request: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-class Backend:
+class Backend(Protocol):
     """The operations the CLI carries out; see the module docstring."""
-
-    mode = "abstract"
-
-    def __init__(self, state: Context) -> None:
-        self.state = state
 
     # writes ----------------------------------------------------------------------------------
     def grant_role(self, actor: LocalAccount, role: str, account: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def revoke_role(self, actor: LocalAccount, role: str, account: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def register_dataset(
         self, actor: LocalAccount, metadata: DatasetMetadata, subjects: Sequence[str], embargo_end: int
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def set_sharing(self, actor: LocalAccount, root: str, tier: Tier, embargo_end: int) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def deprecate(self, actor: LocalAccount, root: str, successor: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def retract(self, actor: LocalAccount, root: str, reason: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def suspend_dataset(self, actor: LocalAccount, root: str, reason: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def reinstate_dataset(self, actor: LocalAccount, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def consent(
         self,
@@ -117,53 +112,53 @@ class Backend:
         expiry: int | None = None,
         delegate: str | None = None,
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def request_access(
         self, actor: LocalAccount, root: str, purpose: datause.Purpose, protocol: bytes
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def approve_access(self, actor: LocalAccount, request_id: int, conditions: bytes, expiry: int) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def deny_access(self, actor: LocalAccount, request_id: int, reason: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def revoke_access(self, actor: LocalAccount, request_id: int, reason: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def override_embargo(self, actor: LocalAccount, root: str, reason: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def suspend_user(self, actor: LocalAccount, user: str, reason: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def reinstate_user(self, actor: LocalAccount, user: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def record_use(
         self, actor: LocalAccount, root: str, purpose: datause.Purpose, request_id: int, result: bytes
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     # reads -----------------------------------------------------------------------------------
     def dataset(self, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def account(self, address: str) -> dict[str, Any]:
         """An account's roles and whether it is suspended: ``{account, roles, suspended}``."""
-        raise NotImplementedError
+        ...
 
     def access_request(self, request_id: int) -> dict[str, Any]:
         """An access request and its decision, with ``purpose_terms`` and ``approval_in_force``."""
-        raise NotImplementedError
+        ...
 
     def versions(self, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def stats(self, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def consent_check(
         self,
@@ -174,37 +169,37 @@ class Backend:
         disease: str | None,
         grantee: str | None,
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def consents(self, subject: str) -> Any:
-        raise NotImplementedError
+        ...
 
     def consent_fhir(self, subject: str, scope: ConsentScope, grantee: str | None) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def verify_dataset(self, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def verify_hash(self, sha256: str, size: int, datasets: Sequence[str] | None) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def verify_lineage(self, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def prov(self, root: str) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def openlineage(self, root: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        ...
 
     def dataset_trail(self, root: str, limit: int, after: int | None) -> Any:
-        raise NotImplementedError
+        ...
 
     def user_trail(self, address: str, limit: int, after: int | None) -> Any:
-        raise NotImplementedError
+        ...
 
     def withdrawal_impact(self, subject: str, lists: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
     def status(self) -> dict[str, Any]:
-        raise NotImplementedError
+        ...

@@ -8,7 +8,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ledger.cli._backend import Backend, with_purpose_terms
+from ledger.cli._backend import Backend, Context, with_purpose_terms
 from ledger.content.metadata import DatasetMetadata
 from ledger.core.classification import Tier
 from ledger.core.errors import LedgerError
@@ -31,7 +31,8 @@ def _tx(info: TxInfo, **extra: Any) -> dict[str, Any]:
 class LocalBackend(Backend):
     """The services layer over the configured chain and IPFS node; the CLI is its own relayer."""
 
-    mode = "direct"
+    def __init__(self, state: Context) -> None:
+        self.state = state
 
     @property
     def ledger(self) -> Ledger:

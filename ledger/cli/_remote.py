@@ -8,7 +8,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ledger.cli._backend import Backend, scope_body, with_purpose_terms
+from ledger.cli._backend import Backend, Context, scope_body, with_purpose_terms
 from ledger.client.http import ServiceClient
 from ledger.content.merkle import subject_tree
 from ledger.content.metadata import DatasetMetadata
@@ -33,7 +33,8 @@ def _ticket(ticket: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 class ServiceBackend(Backend):
     """Reads and writes through the service; keys stay here, no chain connection of its own."""
 
-    mode = "service"
+    def __init__(self, state: Context) -> None:
+        self.state = state
 
     @property
     def client(self) -> ServiceClient:
