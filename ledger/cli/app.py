@@ -171,8 +171,7 @@ def _register() -> None:
     app.add_typer(cmd_audit.app, name="audit")
     app.add_typer(cmd_verify.verify_app, name="verify")
     app.add_typer(cmd_verify.export_app, name="export")
-    if cmd_coverage.available():
-        app.add_typer(cmd_coverage.app, name="coverage")
+    app.add_typer(cmd_coverage.app, name="coverage")
 
 
 _register()

@@ -6,7 +6,6 @@ with the CLI as its own relayer."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,6 @@ from ledger.rules import datause
 app = typer.Typer(
     help="Consent coverage of a cohort: compute it, register it as a consent-filtered dataset, recheck a filter."
 )
-
-
-def available() -> bool:
-    return importlib.util.find_spec("ledger.services.coverage") is not None
 
 
 def _no_service() -> None:
