@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ledger.core.errors import InvalidInput
-from ledger.core.records import ZERO_ADDRESS, to_bytes32
+from ledger.core.records import ZERO_ADDRESS, ConsentState, to_bytes32
 from ledger.history.events import checksum
 from ledger.history.index.schema import CONSENT_STATES, REQUEST_STATUSES, STATUS_NAMES, TIER_NAMES
 from ledger.history.sources import scope_json
+from ledger.rules import consent as consent_rules
 from ledger.rules import datause
 
 JSON = dict[str, Any]
@@ -133,7 +134,7 @@ def consent_json(r: Mapping[str, Any], now: int | None) -> JSON:
     state = int(r["state"])
     expiry = int(r["expiry"] or 0)
     status = CONSENT_STATES[state]
-    if state in (1, 2) and now is not None and expiry <= now:
+    if now is not None and expiry <= now and consent_rules.is_active(ConsentState(state)):
         status = "expired"
     return {
         "consent_id": r["consent_id"],
