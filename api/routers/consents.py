@@ -27,7 +27,7 @@ from ledger.history.index import IndexEventSource
 from ledger.relay.relayer import SignedConsent
 from ledger.rules import datause
 from ledger.services.audit import consent_fhir
-from ledger.services.consents import decode_in_force, in_force_answer, prepared_consent
+from ledger.services.consents import consent_message, decode_in_force, in_force_answer, prepared_consent
 from ledger.services.coverage import compute_coverage
 from ledger.services.recheck import recheck_filter
 
@@ -55,7 +55,7 @@ def _scope(body: ConsentPrepareIn) -> ConsentScope | None:
 )
 def prepare(body: ConsentPrepareIn, state: AppState = Depends(get_state)) -> ConsentPrepared:
     purposes = datause.grant_mask(body.purposes) if body.purposes is not None else None
-    msg = state.ledger.consent_message(
+    msg = consent_message(
         body.kind,
         subject=body.subject,
         scope=_scope(body),

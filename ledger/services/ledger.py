@@ -223,29 +223,8 @@ class Ledger:
 
     # ------------------------------------------------------------------ consent
 
-    def consent_message(
-        self,
-        kind: str,
-        *,
-        subject: str,
-        scope: ConsentScope | None = None,
-        grantee: str | None = None,
-        purposes: int | None = None,
-        disease: int = 0,
-        expiry: int | None = None,
-        delegate: str | None = None,
-    ) -> dict[str, Any]:
-        """The fields of a consent typed message (nonce and deadline are added when signing)."""
-        return consent_message(
-            kind,
-            subject=subject,
-            scope=scope,
-            grantee=grantee,
-            purposes=purposes,
-            disease=disease,
-            expiry=expiry,
-            delegate=delegate,
-        )
+    #: the fields of a consent typed message (``ledger.services.consents.consent_message``)
+    consent_message = staticmethod(consent_message)
 
     def grant_consent(
         self,
