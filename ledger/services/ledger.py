@@ -39,7 +39,7 @@ from ledger.core.records import (
     TxInfo,
     to_bytes32,
 )
-from ledger.relay.relayer import Relayer, SignedConsent
+from ledger.relay.relayer import Outcome, Relayer, SignedConsent
 from ledger.rules import datause
 from ledger.services.consents import consent_message, decode_in_force, in_force_calldata
 from ledger.services.datasets import (
@@ -106,17 +106,11 @@ class Ledger:
             receipt = client.transact_receipt(getattr(client.contract(contract).functions, fn)(*args))
             return TxInfo("0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]))
         req = self.relayer.sign_request(actor, contract, fn, *args)
-        outcome = self.relayer.submit([req])[0]
-        if not outcome.ok:
-            raise outcome.error or TransactionFailed("relayed request failed")
-        return TxInfo(outcome.tx_hash, outcome.block)
+        return _mined(self.relayer.submit([req])[0], "relayed request failed")
 
     def write_consent(self, signed: SignedConsent) -> TxInfo:
         self.relayer.check_consent(signed, simulate=True)
-        outcome = self.relayer.submit_consents([signed])[0]
-        if not outcome.ok:
-            raise outcome.error or TransactionFailed("signed consent message failed")
-        return TxInfo(outcome.tx_hash, outcome.block)
+        return _mined(self.relayer.submit_consents([signed])[0], "signed consent message failed")
 
     def now(self) -> int:
         """The latest block's timestamp (the contracts' notion of now)."""
@@ -191,10 +185,7 @@ class Ledger:
         def anchor(pins: list[str]) -> tuple[TxInfo, str]:
             if request is None:
                 return self.write(actor, "DatasetRegistry", "register", *call.args), pins[0]
-            outcome = self.relayer.submit([request])[0]
-            if not outcome.ok:
-                raise outcome.error or TransactionFailed("registration failed")
-            return TxInfo(outcome.tx_hash, outcome.block), pins[0]
+            return _mined(self.relayer.submit([request])[0], "registration failed"), pins[0]
 
         info, cid = pin_then_anchor(self.ipfs, call, anchor)
         root = call.content_root
@@ -453,6 +444,13 @@ class Ledger:
 
     def status_name(self, status: int) -> str:
         return DatasetStatus(status).name.lower()
+
+
+def _mined(outcome: Outcome, failure: str) -> TxInfo:
+    """A relayed write's transaction, or its error (``failure`` when the outcome names none)."""
+    if not outcome.ok:
+        raise outcome.error or TransactionFailed(failure)
+    return TxInfo(outcome.tx_hash, outcome.block)
 
 
 def expiry_in(days: float, now: int | None = None) -> int:
