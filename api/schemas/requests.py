@@ -6,9 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Hex32 = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
-AddressField = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
