@@ -294,7 +294,9 @@ class RelayQueue:
             self._send_failed(ids, exc)
             return
         self._mark_submitting(ids, tx_hash)
-        receipt = self.relayer.client.wait(bytes.fromhex(tx_hash[2:]))
+        self._settle_forwards(ids, reqs, self.relayer.client.wait(bytes.fromhex(tx_hash[2:])))
+
+    def _settle_forwards(self, ids: list[str], reqs: list[ForwardRequest], receipt: TxReceipt) -> None:
         outcomes = self.relayer.outcomes(reqs, receipt)
         self._settle(ids, outcomes, self._results(reqs, outcomes, receipt))
 
@@ -366,9 +368,7 @@ class RelayQueue:
             ids = [r[0] for r in group]
             if receipt is not None:
                 if group[0][1] == "forward":
-                    reqs = [ForwardRequest.from_json(json.loads(r[2])) for r in group]
-                    outcomes = self.relayer.outcomes(reqs, receipt)
-                    self._settle(ids, outcomes, self._results(reqs, outcomes, receipt))
+                    self._settle_forwards(ids, [ForwardRequest.from_json(json.loads(r[2])) for r in group], receipt)
                 else:
                     items = [SignedConsent.from_json(json.loads(r[2])) for r in group]
                     self._settle(ids, self.relayer.consent_outcomes(items, receipt))
