@@ -168,6 +168,11 @@ class Projector:
         elif role not in have.split(","):
             touched[entity] = have + "," + role
 
+    def _history(self, table: str, ev: LedgerEvent, seq: int, *fields: Any) -> None:
+        """One row of an append-only history table: ``seq``, ``fields``, then the event's block,
+        transaction and block time (the columns every such table ends with)."""
+        self.rows[table].append((seq, *fields, ev.block_number, ev.tx_hash, ev.block_timestamp))
+
     # -- DatasetRegistry
 
     def _dataset_registered(self, conn: sqlite3.Connection, ev: LedgerEvent, seq: int, t: dict[str, str]) -> None:
@@ -237,19 +242,8 @@ class Projector:
     def _dataset_suspended(self, conn: sqlite3.Connection, ev: LedgerEvent, seq: int, t: dict[str, str]) -> None:
         a = ev.args
         self._update_dataset(conn, ev, a["contentRoot"], status=3)
-        self.rows["suspensions"].append(
-            (
-                seq,
-                "dataset",
-                a["contentRoot"],
-                "suspended",
-                a["auditor"],
-                a["reasonDigest"],
-                None,
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
+        self._history(
+            "suspensions", ev, seq, "dataset", a["contentRoot"], "suspended", a["auditor"], a["reasonDigest"], None
         )
         self._touch(t, a["contentRoot"], "dataset")
         self._touch(t, a["auditor"], "auditor")
@@ -257,19 +251,8 @@ class Projector:
     def _dataset_reinstated(self, conn: sqlite3.Connection, ev: LedgerEvent, seq: int, t: dict[str, str]) -> None:
         a = ev.args
         self._update_dataset(conn, ev, a["contentRoot"], status=a["restored"])
-        self.rows["suspensions"].append(
-            (
-                seq,
-                "dataset",
-                a["contentRoot"],
-                "reinstated",
-                a["auditor"],
-                None,
-                a["restored"],
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
+        self._history(
+            "suspensions", ev, seq, "dataset", a["contentRoot"], "reinstated", a["auditor"], None, a["restored"]
         )
         self._touch(t, a["contentRoot"], "dataset")
         self._touch(t, a["auditor"], "auditor")
@@ -277,23 +260,20 @@ class Projector:
     # -- ConsentRegistry
 
     def _consent_history(self, ev: LedgerEvent, seq: int, action: str, row: Mapping[str, Any], actor: str) -> None:
-        self.rows["consent_history"].append(
-            (
-                seq,
-                row["consent_id"],
-                row["subject"],
-                action,
-                row["scope_kind"],
-                row["scope"],
-                row["grantee"],
-                row["purposes"],
-                row["disease"],
-                row["expiry"],
-                actor,
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
+        self._history(
+            "consent_history",
+            ev,
+            seq,
+            row["consent_id"],
+            row["subject"],
+            action,
+            row["scope_kind"],
+            row["scope"],
+            row["grantee"],
+            row["purposes"],
+            row["disease"],
+            row["expiry"],
+            actor,
         )
 
     def _consent_touches(self, t: dict[str, str], row: Mapping[str, Any], actor: str) -> None:
@@ -365,18 +345,7 @@ class Projector:
                 "updated_block": ev.block_number,
             },
         )
-        self.rows["delegate_history"].append(
-            (
-                seq,
-                a["subject"],
-                a["delegate"],
-                "appointed",
-                a["expiry"],
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
-        )
+        self._history("delegate_history", ev, seq, a["subject"], a["delegate"], "appointed", a["expiry"])
         self._touch(t, a["subject"], "subject")
         self._touch(t, a["delegate"], "delegate")
 
@@ -390,9 +359,7 @@ class Projector:
         }
         row.update(expiry=0, active=0, updated_block=ev.block_number)
         self.delegates.put(key, row)
-        self.rows["delegate_history"].append(
-            (seq, a["subject"], a["delegate"], "revoked", 0, ev.block_number, ev.tx_hash, ev.block_timestamp)
-        )
+        self._history("delegate_history", ev, seq, a["subject"], a["delegate"], "revoked", 0)
         self._touch(t, a["subject"], "subject")
         self._touch(t, a["delegate"], "delegate")
 
@@ -442,20 +409,17 @@ class Projector:
             expiry=expiry,
         )
         self.requests.put(rid, row)
-        self.rows["access_decisions"].append(
-            (
-                seq,
-                rid,
-                row["dataset"],
-                row["requester"],
-                a["reviewer"],
-                decision,
-                a[digest_field],
-                a.get("expiry"),
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
+        self._history(
+            "access_decisions",
+            ev,
+            seq,
+            rid,
+            row["dataset"],
+            row["requester"],
+            a["reviewer"],
+            decision,
+            a[digest_field],
+            a.get("expiry"),
         )
         self._touch(t, row["dataset"], "decision")
         self._touch(t, row["requester"], "requester")
@@ -478,20 +442,7 @@ class Projector:
     def _user_suspension(self, conn: sqlite3.Connection, ev: LedgerEvent, seq: int, t: dict[str, str]) -> None:
         a = ev.args
         action = "suspended" if ev.event == "UserSuspendedBy" else "reinstated"
-        self.rows["suspensions"].append(
-            (
-                seq,
-                "user",
-                a["user"],
-                action,
-                a["auditor"],
-                a.get("reasonDigest"),
-                None,
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
-        )
+        self._history("suspensions", ev, seq, "user", a["user"], action, a["auditor"], a.get("reasonDigest"), None)
         self._touch(t, a["user"], "user")
         self._touch(t, a["auditor"], "auditor")
 
@@ -499,20 +450,17 @@ class Projector:
 
     def _use_recorded(self, conn: sqlite3.Connection, ev: LedgerEvent, seq: int, t: dict[str, str]) -> None:
         a = ev.args
-        self.rows["uses"].append(
-            (
-                seq,
-                a["dataset"],
-                a["user"],
-                sqlint(a["requestId"]),
-                sqlint(a["purpose"]),
-                a["diseaseCode"],
-                a["resultDigest"],
-                sqlint(a["useNumber"]),
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
+        self._history(
+            "uses",
+            ev,
+            seq,
+            a["dataset"],
+            a["user"],
+            sqlint(a["requestId"]),
+            sqlint(a["purpose"]),
+            a["diseaseCode"],
+            a["resultDigest"],
+            sqlint(a["useNumber"]),
         )
         self._touch(t, a["dataset"], "use")
         self._touch(t, a["user"], "user")
@@ -536,31 +484,10 @@ class Projector:
                 "updated_block": ev.block_number,
             },
         )
-        self.rows["role_history"].append(
-            (
-                seq,
-                role,
-                a["account"],
-                "granted" if granted else "revoked",
-                a["sender"],
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
-        )
+        self._history("role_history", ev, seq, role, a["account"], "granted" if granted else "revoked", a["sender"])
         self._touch(t, a["account"], "account")
         self._touch(t, a["sender"], "admin")
 
     def _forward_executed(self, conn: sqlite3.Connection, ev: LedgerEvent, seq: int, t: dict[str, str]) -> None:
         a = ev.args
-        self.rows["forwards"].append(
-            (
-                seq,
-                a["signer"],
-                sqlint(a["nonce"]),
-                1 if a["success"] else 0,
-                ev.block_number,
-                ev.tx_hash,
-                ev.block_timestamp,
-            )
-        )
+        self._history("forwards", ev, seq, a["signer"], sqlint(a["nonce"]), 1 if a["success"] else 0)
