@@ -37,6 +37,8 @@ REQUEST_GAS = 600_000  # gas each forwarded call may use (a cap; only what is us
 BLOCK_GAS_LIMIT = 1_000_000_000
 HARDFORK = "prague"
 START_TIME = 1_800_000_000
+
+
 def log(message: str) -> None:
     print(f"[gas] {message}", file=sys.stderr, flush=True)
 
@@ -58,6 +60,14 @@ class Receipt:
         return [log for log in self.logs if log["topics"] and "0x" + bytes(log["topics"][0]).hex() == topic]
 
 
+def dropped_txid(exc: TransactionError) -> str:
+    """The transaction id of brownie's "Tx dropped without known replacement" (see transact());
+    any other error is raised again."""
+    if "dropped without known replacement" not in str(exc):
+        raise exc
+    return str(exc).split()[-1]
+
+
 def transact(fn: Any, *args: Any, params: dict[str, Any]) -> Receipt:
     """Send a transaction with brownie and return its receipt from the node.
 
@@ -67,9 +77,7 @@ def transact(fn: Any, *args: Any, params: dict[str, Any]) -> Receipt:
     try:
         txid = fn(*args, params, silent=True).txid
     except TransactionError as exc:
-        if "dropped without known replacement" not in str(exc):
-            raise
-        txid = str(exc).split()[-1]
+        txid = dropped_txid(exc)
     receipt = web3.eth.wait_for_transaction_receipt(txid, timeout=120, poll_latency=0.02)
     return Receipt(txid, int(receipt["gasUsed"]), int(receipt["status"]), list(receipt["logs"]))
 
@@ -159,10 +167,8 @@ class Ledger:
             try:
                 # brownie annotates (Account, int) but takes its LocalAccount and a "100 ether" string
                 accounts[0].transfer(account, "100 ether", silent=True)  # type: ignore[arg-type]
-            except TransactionError as exc:  # see transact()
-                if "dropped without known replacement" not in str(exc):
-                    raise
-                web3.eth.wait_for_transaction_receipt(HexStr(str(exc).split()[-1]), timeout=120, poll_latency=0.02)
+            except TransactionError as exc:
+                web3.eth.wait_for_transaction_receipt(HexStr(dropped_txid(exc)), timeout=120, poll_latency=0.02)
             self.locals[key.address] = account
         return self.locals[key.address]
 

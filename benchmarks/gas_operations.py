@@ -279,11 +279,15 @@ def _requests(ledger: Ledger, n: int, tier: int = Tier.CONTROLLED) -> list[tuple
     return [(c.args[0], first + i) for i, c in enumerate(calls)]
 
 
-def prep_approve(ledger: Ledger, n: int) -> list[Call]:
+def _approvals(ledger: Ledger, requests: list[tuple[str, int]]) -> list[Call]:
     return [
         Call(ledger.reviewer, ledger.access, "approve", (rid, ledger.fresh("conditions"), ledger.far()))
-        for _, rid in _requests(ledger, n)
+        for _, rid in requests
     ]
+
+
+def prep_approve(ledger: Ledger, n: int) -> list[Call]:
+    return _approvals(ledger, _requests(ledger, n))
 
 
 def prep_deny(ledger: Ledger, n: int) -> list[Call]:
@@ -294,12 +298,7 @@ def prep_deny(ledger: Ledger, n: int) -> list[Call]:
 
 def _approved(ledger: Ledger, n: int) -> list[tuple[str, int]]:
     pending = _requests(ledger, n)
-    ledger.relay.run(
-        [
-            Call(ledger.reviewer, ledger.access, "approve", (rid, ledger.fresh("conditions"), ledger.far()))
-            for _, rid in pending
-        ]
-    )
+    ledger.relay.run(_approvals(ledger, pending))
     return pending
 
 
@@ -337,10 +336,14 @@ def prep_use_first(ledger: Ledger, n: int) -> list[Call]:
     ]
 
 
-def prep_use_repeat(ledger: Ledger, n: int) -> list[Call]:
-    first = prep_use_first(ledger, n)
+def _used_again(ledger: Ledger, first: list[Call]) -> list[Call]:
+    """Relay the first uses, then the same uses again with fresh result digests."""
     ledger.relay.run(first)
     return [Call(c.key, c.contract, c.fn, (*c.args[:4], ledger.fresh("result"))) for c in first]
+
+
+def prep_use_repeat(ledger: Ledger, n: int) -> list[Call]:
+    return _used_again(ledger, prep_use_first(ledger, n))
 
 
 def prep_use_open_first(ledger: Ledger, n: int) -> list[Call]:
@@ -351,9 +354,7 @@ def prep_use_open_first(ledger: Ledger, n: int) -> list[Call]:
 
 
 def prep_use_open_repeat(ledger: Ledger, n: int) -> list[Call]:
-    first = prep_use_open_first(ledger, n)
-    ledger.relay.run(first)
-    return [Call(c.key, c.contract, c.fn, (*c.args[:4], ledger.fresh("result"))) for c in first]
+    return _used_again(ledger, prep_use_open_first(ledger, n))
 
 
 def prep_role_grant(ledger: Ledger, n: int) -> list[Call]:
