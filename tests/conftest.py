@@ -28,7 +28,7 @@ import time
 import types
 import urllib.request
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,21 +162,19 @@ def _no_node_starts() -> Iterator[None]:
         yield
 
 
+def _guard(item: pytest.Item) -> AbstractContextManager[None]:
+    return _no_node_starts() if item.get_closest_marker("unit") is not None else nullcontext()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    if item.get_closest_marker("unit") is None:
-        yield
-        return
-    with _no_node_starts():
+    with _guard(item):
         yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    if item.get_closest_marker("unit") is None:
-        yield
-        return
-    with _no_node_starts():
+    with _guard(item):
         yield
 
 
@@ -230,13 +228,20 @@ def _session_clock_unmoved(request: pytest.FixtureRequest) -> Iterator[None]:
         )
 
 
+def _rpc(url: str, method: str, params: Sequence[Any] = (), timeout: float = 10) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise RuntimeError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
 def _block_time(url: str) -> int | None:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]})
-    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(json.loads(response.read())["result"]["timestamp"], 16)
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(_rpc(url, "eth_getBlockByNumber", ["latest", False], timeout=5)["timestamp"], 16)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
         return None  # a stopped node is some other test's business
 
 
@@ -298,13 +303,7 @@ class PrivateChain:
         return self.node.url
 
     def rpc(self, method: str, params: Sequence[Any] = ()) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer = json.loads(response.read())
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"]
+        return _rpc(self.url, method, params)
 
     def now(self) -> int:
         """The latest block's timestamp."""
