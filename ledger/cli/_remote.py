@@ -41,8 +41,7 @@ class ServiceBackend(Backend):
         return self.state.service()
 
     def _write(self, actor: LocalAccount, operation: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        ticket = self.client.write(actor, operation, args, wait=self.state.wait)
-        return dict(ticket)
+        return self.client.write(actor, operation, args, wait=self.state.wait)
 
     # writes ----------------------------------------------------------------------------------
 
@@ -186,7 +185,7 @@ class ServiceBackend(Backend):
     # reads -----------------------------------------------------------------------------------
 
     def dataset(self, root: str) -> dict[str, Any]:
-        return dict(self.client.dataset(root))
+        return self.client.dataset(root)
 
     def account(self, address: str) -> dict[str, Any]:
         answer = self.client.account(address)
@@ -196,10 +195,10 @@ class ServiceBackend(Backend):
         return with_purpose_terms(self.client.access_request(request_id))
 
     def versions(self, root: str) -> dict[str, Any]:
-        return dict(self.client.versions(root))
+        return self.client.versions(root)
 
     def stats(self, root: str) -> dict[str, Any]:
-        return dict(self.client.stats(root))
+        return self.client.stats(root)
 
     def consent_check(
         self,
@@ -210,32 +209,31 @@ class ServiceBackend(Backend):
         disease: str | None,
         grantee: str | None,
     ) -> dict[str, Any]:
-        answer = self.client.consent_check(
+        return self.client.consent_check(
             subject, root, category.upper(), attributes=attributes, disease=disease, grantee=grantee
         )
-        return dict(answer)
 
     def consents(self, subject: str) -> Any:
         return self.client.consents(subject)
 
     def consent_fhir(self, subject: str, scope: ConsentScope, grantee: str | None) -> dict[str, Any]:
         cid = consent_id(subject, scope.kind, scope.value, grantee)
-        return dict(self.client.consent_fhir(hex32(cid)))
+        return self.client.consent_fhir(hex32(cid))
 
     def verify_dataset(self, root: str) -> dict[str, Any]:
-        return dict(self.client.verify_dataset(root))
+        return self.client.verify_dataset(root)
 
     def verify_hash(self, sha256: str, size: int, datasets: Sequence[str] | None) -> dict[str, Any]:
-        return dict(self.client.verify_hash(sha256, size, datasets))
+        return self.client.verify_hash(sha256, size, datasets)
 
     def verify_lineage(self, root: str) -> dict[str, Any]:
-        return dict(self.client.lineage_verification(root))
+        return self.client.lineage_verification(root)
 
     def prov(self, root: str) -> dict[str, Any]:
-        return dict(self.client.prov(root))
+        return self.client.prov(root)
 
     def openlineage(self, root: str) -> list[dict[str, Any]]:
-        return list(self.client.openlineage(root))
+        return self.client.openlineage(root)
 
     def dataset_trail(self, root: str, limit: int, after: int | None) -> Any:
         return self.client.dataset_trail(root, limit=limit, after=after)
@@ -244,11 +242,11 @@ class ServiceBackend(Backend):
         return self.client.user_trail(address, limit=limit, after=after)
 
     def withdrawal_impact(self, subject: str, lists: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-        return dict(self.client.withdrawal_impact(subject, lists))
+        return self.client.withdrawal_impact(subject, lists)
 
     def status(self) -> dict[str, Any]:
         try:
-            ready = dict(self.client.ready())
+            ready = self.client.ready()
         except NodeUnavailable as exc:
             return {"mode": "service", "service": self.state.service_url, "status": "unreachable", "error": exc.message}
         return {"mode": "service", "service": self.state.service_url, **ready}
